@@ -1,0 +1,46 @@
+# The one entry point: `make run` serves the API with embedded defaults, `make test` runs
+# every check. Both install what is missing first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run migrate test check lint format typecheck pytest lock clean
+
+$(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
+	VENV=$(VENV) bash scripts/bootstrap.sh
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/coderoom migrate
+	$(BIN)/coderoom serve
+
+migrate: install
+	$(BIN)/coderoom migrate
+
+test: check pytest
+
+check: lint typecheck
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-resolve the pinned versions after changing pyproject.toml's dependency ranges.
+lock: install
+	$(BIN)/pip freeze --exclude-editable --all | grep -v '^pip==' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

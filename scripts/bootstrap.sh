@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what `make run` and `make test` need on a fresh Debian/Ubuntu machine:
+# system packages (through apt-get when root, else the exact command to run), then the
+# virtualenv with the locked Python dependencies. Idempotent: does nothing twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+# System packages the service and its tests use.
+APT_PACKAGES=(python3 python3-venv python3-dev gcc)
+
+missing=()
+command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
+if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
+command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "bootstrap: missing system packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${APT_PACKAGES[*]}" >&2
+    exit 1
+  fi
+fi
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "bootstrap: Python 3.11 or newer is required ($PYTHON is $("$PYTHON" --version))" >&2
+  exit 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  -c constraints.txt -e '.[dev]'
+echo "bootstrap: ready"

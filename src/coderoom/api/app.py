@@ -1,0 +1,126 @@
+"""The application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+
+from coderoom import __version__
+from coderoom.api import health
+from coderoom.api.docs import install_docs
+from coderoom.api.errors import install_error_handlers
+from coderoom.api.middleware import (
+    CORRELATION_HEADER,
+    BodyGuardMiddleware,
+    ErrorBoundaryMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from coderoom.api.state import AppState
+from coderoom.config import Settings
+from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+
+API_PREFIX = "/api/v1"
+CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Accept", CORRELATION_HEADER]
+CORS_EXPOSED_HEADERS = [
+    CORRELATION_HEADER,
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
+
+log = structlog.get_logger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    try:
+        await wait_for_database(
+            engine,
+            attempts=settings.database_connect_attempts,
+            interval=settings.database_connect_interval_seconds,
+        )
+    except Exception:
+        await engine.dispose()
+        log.critical("app.startup_failed", reason="database unreachable")
+        raise
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    app.state.coderoom = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        redis=redis,
+    )
+    log.info(
+        "app.started",
+        version=__version__,
+        environment=settings.environment.value,
+        database=settings.sqlalchemy_url.get_backend_name(),
+        redis="on" if redis else "off",
+    )
+    try:
+        yield
+    finally:
+        # Runs after the server has drained in-flight requests (graceful shutdown).
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+        log.info("app.stopped")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for `settings`. Nothing is connected until the lifespan starts."""
+    openapi_url = f"{API_PREFIX}/openapi.json"
+    app = FastAPI(
+        title="coderoom",
+        version=__version__,
+        summary="Live coding sessions with sandboxed code execution.",
+        openapi_url=openapi_url,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(health.router)
+    app.include_router(api)
+    install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
+    install_error_handlers(app)
+
+    # Added innermost first: each add_middleware wraps what is already there.
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        json_prefix=API_PREFIX,
+    )
+    app.add_middleware(ErrorBoundaryMiddleware, expose_errors=not settings.is_production)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        content_security_policy=settings.content_security_policy,
+        hsts=settings.is_production,
+    )
+    app.add_middleware(
+        RequestContextMiddleware,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    return app

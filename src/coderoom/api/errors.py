@@ -1,0 +1,77 @@
+"""The one place where exceptions become HTTP responses (RFC 9457 problem+json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from coderoom.api.problems import error_response, problem_response
+from coderoom.core.errors import ERRORS_BY_STATUS, CoderoomError
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, never the rejected input itself (it may be a password)."""
+    return [
+        {
+            "field": ".".join(str(part) for part in error["loc"]),
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+
+
+async def _coderoom_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CoderoomError)
+    return error_response(request.scope, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return problem_response(
+            request.scope,
+            status=400,
+            code="malformed_json",
+            title="Bad Request",
+            detail="The request body is not valid JSON.",
+        )
+    return problem_response(
+        request.scope,
+        status=422,
+        code="validation_failed",
+        title="Unprocessable Content",
+        detail="The request is not valid: see `errors`.",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    cls = ERRORS_BY_STATUS.get(exc.status_code)
+    code = cls.code if cls else f"http_{exc.status_code}"
+    title = cls.title if cls else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(
+        request.scope,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=exc.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CoderoomError, _coderoom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

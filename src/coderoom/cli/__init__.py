@@ -1,0 +1,34 @@
+"""The `coderoom` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from coderoom.cli import migrate as migrate_cmd
+from coderoom.cli import serve as serve_cmd
+from coderoom.config import Settings, describe_error
+
+app = typer.Typer(
+    name="coderoom",
+    help="Live coding sessions with sandboxed code execution.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve_cmd.serve)
+app.command("migrate")(migrate_cmd.migrate)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or exit 2 with one line naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(f"coderoom: {describe_error(exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    sys.exit(app())

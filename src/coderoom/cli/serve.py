@@ -1,0 +1,72 @@
+"""`coderoom serve`: run the API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from coderoom.config import Settings
+from coderoom.infra.logging import configure_logging
+
+DEFAULT_FACTORY = "coderoom.api.main:create_app_from_env"
+
+
+def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
+    logging.getLogger(__name__).info("server stopped on %s", signal.Signals(signum).name)
+
+
+def run_server(settings: Settings, *, factory: str = DEFAULT_FACTORY) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting, drain within the grace period, exit 0.
+
+    uvicorn owns the signals: on SIGTERM it closes the listening socket, waits up to
+    `timeout_graceful_shutdown` for in-flight requests, then runs our lifespan shutdown,
+    which closes the database pool and Redis.
+    """
+    configure_logging(settings.log_level, settings.resolved_log_format)
+    # uvicorn handles SIGTERM/SIGINT itself, then restores the previous handlers and raises
+    # the signal again so the process dies "by" it (exit -15). A drained, orderly shutdown
+    # is a success: make the re-raised signal a no-op so we exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _after_shutdown)
+    # Workers are separate processes that read the environment again: hand them our
+    # overrides (--host/--port come from the command line, not the environment).
+    os.environ["HOST"] = settings.host
+    os.environ["PORT"] = str(settings.port)
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # we read X-Forwarded-For ourselves, trusting TRUSTED_PROXIES
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        lifespan="on",
+    )
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT, 4000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: 1).")] = None,
+) -> None:
+    """Run the API server."""
+    from coderoom.cli import load_settings
+
+    settings = load_settings()
+    overrides = {
+        key: value
+        for key, value in {"host": host, "port": port, "workers": workers}.items()
+        if value is not None
+    }
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    run_server(settings)

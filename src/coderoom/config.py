@@ -1,0 +1,224 @@
+"""The one Settings class: every knob the service has, read from the environment and `.env`.
+
+Names are part of the operator interface (see env.example); rename nothing without a
+deprecation path. Production refuses unsafe values at start-up with one line naming the
+variable, so a misconfigured deployment never comes up half-safe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+#: Shipped so development works out of the box; refused in production.
+DEV_JWT_SECRET = "coderoom-development-secret-do-not-use-in-production"  # noqa: S105
+MIN_JWT_SECRET_BYTES = 32
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class DatabaseSSL(StrEnum):
+    DISABLE = "disable"
+    REQUIRE = "require"
+    VERIFY_FULL = "verify-full"
+
+
+# Helmet's default policy: a sound baseline for an API that also serves its own pages.
+DEFAULT_CSP = (
+    "default-src 'self';base-uri 'self';font-src 'self' https: data:;"
+    "form-action 'self';frame-ancestors 'self';img-src 'self' data:;"
+    "object-src 'none';script-src 'self';script-src-attr 'none';"
+    "style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests"
+)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def normalize_database_url(raw: str) -> tuple[URL, DatabaseSSL | None]:
+    """Turn the URL forms people paste into the async SQLAlchemy URL we run on.
+
+    `postgres://` and `postgresql://` become `postgresql+asyncpg://`, `sqlite://` becomes
+    `sqlite+aiosqlite://`. asyncpg does not understand libpq's `?sslmode=`, so it is taken out
+    of the query and returned as the SSL mode it asks for.
+    """
+    url = make_url(raw)
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+asyncpg")
+    elif backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ValueError(f"unsupported database {backend!r}: use PostgreSQL or SQLite")
+    ssl: DatabaseSSL | None = None
+    sslmode = url.query.get("sslmode")
+    if isinstance(sslmode, str):
+        url = url.difference_update_query(["sslmode"])
+        if sslmode in ("disable", "allow", "prefer"):
+            ssl = DatabaseSSL.DISABLE
+        elif sslmode == "require":
+            ssl = DatabaseSSL.REQUIRE
+        elif sslmode in ("verify-ca", "verify-full"):
+            ssl = DatabaseSSL.VERIFY_FULL
+        else:
+            raise ValueError(f"unknown sslmode {sslmode!r}")
+    return url, ssl
+
+
+class Settings(BaseSettings):
+    """Validated configuration. Every field maps to the upper-case variable of its name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "0.0.0.0"  # noqa: S104 - a server binds all interfaces unless told otherwise
+    port: int = Field(default=4000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    database_url: str = "sqlite+aiosqlite:///./coderoom.sqlite3"
+    database_ssl: DatabaseSSL | None = None
+    database_ssl_ca_file: Path | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_connect_attempts: int = Field(default=5, ge=1)
+    database_connect_interval_seconds: float = Field(default=2.0, ge=0)
+
+    redis_url: str | None = None
+
+    jwt_secret: str = DEV_JWT_SECRET
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:4000"]
+    )
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    content_security_policy: str = DEFAULT_CSP
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    sentry_dsn: str | None = None
+
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    rate_limit_enabled: bool = True
+    rate_limit_api: str = "100/15minutes"
+    rate_limit_auth: str = "5/15minutes"
+    rate_limit_execution: str = "10/minute"
+    rate_limit_session: str = "20/hour"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            return [ipaddress.ip_network(str(item), strict=False) for item in value]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        normalize_database_url(value)
+        return value
+
+    @field_validator("redis_url", "sentry_dsn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.database_pool_size + self.database_max_overflow > 20:
+            raise ValueError(
+                "DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW must not exceed 20 connections"
+            )
+        if self.resolved_database_ssl is DatabaseSSL.VERIFY_FULL and not (
+            self.database_ssl_ca_file and self.database_ssl_ca_file.is_file()
+        ):
+            raise ValueError("DATABASE_SSL_CA_FILE must name a readable CA file for verify-full")
+        if self.environment is Environment.PRODUCTION:
+            self._check_production()
+        return self
+
+    def _check_production(self) -> None:
+        secret = self.jwt_secret
+        if not secret or secret == DEV_JWT_SECRET:
+            raise ValueError("JWT_SECRET must be set to your own secret in production")
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        if self.is_sqlite:
+            raise ValueError("DATABASE_URL must point at PostgreSQL in production, not SQLite")
+        if "*" in self.cors_origins:
+            raise ValueError("CORS_ORIGINS must list origins in production: '*' with credentials")
+        if not self.rate_limit_enabled:
+            raise ValueError("RATE_LIMIT_ENABLED=false is refused in production")
+
+    @cached_property
+    def _normalized_db(self) -> tuple[URL, DatabaseSSL | None]:
+        return normalize_database_url(self.database_url)
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        return self._normalized_db[0]
+
+    @property
+    def resolved_database_ssl(self) -> DatabaseSSL:
+        """DATABASE_SSL wins; else what the URL's sslmode asked for; else off."""
+        return self.database_ssl or self._normalized_db[1] or DatabaseSSL.DISABLE
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.get_backend_name() == "sqlite"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line an operator can act on: the variable and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        name = "_".join(str(p) for p in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}" if name else message)
+    return "invalid configuration: " + "; ".join(parts)

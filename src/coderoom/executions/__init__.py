@@ -1,0 +1,1 @@
+"""Executions: programs submitted to the sandbox and their results."""

@@ -1,0 +1,1 @@
+"""Connections to the outside world: database, Redis, logging. No domain knowledge."""

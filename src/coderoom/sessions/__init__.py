@@ -1,0 +1,1 @@
+"""Coding sessions: rooms people share, their participants and invites."""
