@@ -40,7 +40,7 @@ format: install
 
 # Re-resolve the pinned versions after changing pyproject.toml's dependency ranges.
 lock: install
-	$(BIN)/pip freeze --exclude-editable --all | grep -v '^pip==' > constraints.txt
+	$(BIN)/pip freeze --exclude-editable | grep -v "^pip==" > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,14 @@ def make_settings(**overrides: Any) -> Settings:
         "database_connect_attempts": 1,
         "database_connect_interval_seconds": 0,
         "log_format": "console",
+        # Cheap hashes and roomy limits keep the suite fast; the tests of those features
+        # set their own values.
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
+        "rate_limit_api": "10000/minute",
+        "rate_limit_auth": "10000/minute",
+        "rate_limit_execution": "10000/minute",
+        "rate_limit_session": "10000/minute",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -3,81 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.server import Server, wait_until
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.server
-
-REPO = Path(__file__).resolve().parent.parent
-SERVE = (
-    "from coderoom.cli.serve import run_server; from coderoom.config import Settings; "
-    "run_server(Settings(), factory='tests.support.slowapp:create')"
-)
-
-
-def wait_until(predicate: object, timeout: float = 30.0) -> None:
-    """Poll a condition with a deadline (the condition, not the clock, is what we wait for)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
-
-
-class Server:
-    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
-        self.port = free_port()
-        self.control = tmp_path / "control"
-        self.control.mkdir()
-        self.log = tmp_path / "server.log"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
-        environment.update(
-            {
-                "ENVIRONMENT": "test",
-                "PORT": str(self.port),
-                "HOST": "127.0.0.1",
-                "DATABASE_URL": database_url,
-                "SHUTDOWN_GRACE_SECONDS": "20",
-                "LOG_FORMAT": "json",
-                "CODEROOM_TEST_CONTROL_DIR": str(self.control),
-                "PYTHONPATH": str(REPO),
-                **env,
-            }
-        )
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", SERVE],
-                cwd=tmp_path,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{self.log.read_text()}")
-        try:
-            return httpx.get(f"{self.url}/api/v1/health/live", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

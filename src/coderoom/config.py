@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse as parse_rate_limit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -107,6 +108,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # OWASP's Argon2id profile: m=19 MiB, t=2, p=1.
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=1024)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    login_failure_limit: str = "10/15minutes"
 
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://localhost:4000"]
@@ -127,6 +136,24 @@ class Settings(BaseSettings):
     rate_limit_auth: str = "5/15minutes"
     rate_limit_execution: str = "10/minute"
     rate_limit_session: str = "20/hour"
+    rate_limit_fail_closed: bool = False
+
+    @field_validator(
+        "rate_limit_api",
+        "rate_limit_auth",
+        "rate_limit_execution",
+        "rate_limit_session",
+        "login_failure_limit",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: write N/unit, e.g. 100/15minutes or 10/minute"
+            ) from None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

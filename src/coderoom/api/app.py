@@ -21,9 +21,13 @@ from coderoom.api.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from coderoom.api.ratelimit import RateLimitMiddleware, rules_from_settings
 from coderoom.api.state import AppState
+from coderoom.auth import endpoints as auth_endpoints
+from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.ratelimit import RateLimiter
 
 API_PREFIX = "/api/v1"
 CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
@@ -55,11 +59,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.critical("app.startup_failed", reason="database unreachable")
         raise
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    rate_limiter = RateLimiter.create(settings.redis_url)
     app.state.coderoom = AppState(
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         redis=redis,
+        rate_limiter=rate_limiter,
+        auth=AuthConfig.from_settings(settings, rate_limiter),
     )
     log.info(
         "app.started",
@@ -72,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         # Runs after the server has drained in-flight requests (graceful shutdown).
+        await rate_limiter.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
@@ -94,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
+    api.include_router(auth_endpoints.router)
     app.include_router(api)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
     install_error_handlers(app)
@@ -105,6 +114,12 @@ def create_app(settings: Settings) -> FastAPI:
         json_prefix=API_PREFIX,
     )
     app.add_middleware(ErrorBoundaryMiddleware, expose_errors=not settings.is_production)
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            rules=rules_from_settings(settings, API_PREFIX),
+            fail_closed=settings.rate_limit_fail_closed,
+        )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

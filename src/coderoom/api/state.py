@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
+from coderoom.infra.ratelimit import RateLimiter
 
 
 @dataclass
@@ -17,6 +19,8 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
+    rate_limiter: RateLimiter
+    auth: AuthConfig
     started_at: float = field(default_factory=time.monotonic)
 
     @property

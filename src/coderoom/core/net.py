@@ -50,3 +50,15 @@ def resolve_client_ip(
         if not _trusted(address, trusted_proxies):
             break
     return str(client)
+
+
+def rate_limit_key(client_ip: str) -> str:
+    """The identity a rate limit counts against: the IPv4 address, or the IPv6 /64.
+
+    One IPv6 host usually owns a whole /64 and can rotate through it at will, so counting
+    single IPv6 addresses would let it reset its quota by changing address.
+    """
+    address = _parse(client_ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address) if address is not None else client_ip

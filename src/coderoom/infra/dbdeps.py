@@ -1,0 +1,28 @@
+"""The request-scoped database session, shared by every domain's endpoints.
+
+The request owns the transaction: the session commits after the endpoint returns and rolls
+back when it raises; services only flush. It commits *before* the response is sent, so a
+client never sees success for a write that did not stick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.coderoom.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -1,0 +1,121 @@
+"""Rate limiting: headers, exemptions, fail-open/closed, and one budget across processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import structlog
+from fastapi import FastAPI
+
+from coderoom.api import create_app
+from coderoom.config import Settings
+from tests.conftest import make_settings
+from tests.support.server import Server, wait_until
+from tests.support.services import REDIS_URL, free_port, tcp_reachable, unavailable
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application: FastAPI = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+@pytest.fixture
+def clean_redis() -> Iterator[str]:
+    if not tcp_reachable("127.0.0.1", 6379):
+        unavailable("Redis", "127.0.0.1:6379 refused")
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
+
+
+async def test_limited_responses_carry_ratelimit_headers(sqlite_url: str) -> None:
+    async with running(make_settings(database_url=sqlite_url, rate_limit_api="3/minute")) as c:
+        responses = [await c.get("/api/v1/auth/me") for _ in range(4)]
+    assert [r.headers.get("ratelimit-remaining") for r in responses[:3]] == ["2", "1", "0"]
+    assert all(r.headers["ratelimit-limit"] == "3" for r in responses)
+    assert 0 < int(responses[0].headers["ratelimit-reset"]) <= 60
+    refused = responses[3]
+    assert refused.status_code == 429
+    assert refused.json()["limit"] == "api"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_health_routes_are_never_limited(sqlite_url: str) -> None:
+    async with running(make_settings(database_url=sqlite_url, rate_limit_api="1/minute")) as c:
+        for path in ["/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready"] * 3:
+            response = await c.get(path)
+            assert response.status_code == 200
+            assert "ratelimit-limit" not in response.headers
+
+
+async def test_disabled_rate_limiting_sends_no_headers(sqlite_url: str) -> None:
+    settings = make_settings(
+        database_url=sqlite_url, rate_limit_enabled=False, rate_limit_api="1/minute"
+    )
+    async with running(settings) as c:
+        for _ in range(3):
+            response = await c.get("/api/v1/auth/me")
+            assert response.status_code == 401
+            assert "ratelimit-limit" not in response.headers
+
+
+async def test_redis_down_fails_open_with_an_error_log(sqlite_url: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(database_url=sqlite_url, redis_url=dead, rate_limit_api="1/minute")
+    async with running(settings) as c:
+        with structlog.testing.capture_logs() as logs:
+            responses = [await c.get("/api/v1/auth/me") for _ in range(3)]
+    assert [r.status_code for r in responses] == [401, 401, 401]
+    assert any(e["event"] == "ratelimit.unavailable" and e["log_level"] == "error" for e in logs)
+
+
+async def test_redis_down_fails_closed_when_asked(sqlite_url: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(database_url=sqlite_url, redis_url=dead, rate_limit_fail_closed=True)
+    async with running(settings) as c:
+        response = await c.get("/api/v1/auth/me")
+        health = await c.get("/api/v1/health/live")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert health.status_code == 200
+
+
+@pytest.mark.server
+def test_two_processes_share_one_budget_through_redis(
+    tmp_path: Path, sqlite_url: str, clean_redis: str
+) -> None:
+    servers = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            servers.append(
+                Server(
+                    tmp_path / name,
+                    sqlite_url,
+                    REDIS_URL=clean_redis,
+                    RATE_LIMIT_AUTH="5/15minutes",
+                )
+            )
+        for server in servers:
+            wait_until(server.ready)
+        statuses = [
+            httpx.get(f"{servers[i % 2].url}/api/v1/auth/login").status_code for i in range(6)
+        ]
+    finally:
+        for server in servers:
+            server.stop()
+    # Three requests to each process; alone, neither would have reached 5.
+    assert statuses == [405, 405, 405, 405, 405, 429]
