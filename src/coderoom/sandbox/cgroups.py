@@ -1,0 +1,220 @@
+"""One cgroup per run: memory and process limits, and peak-memory and CPU accounting.
+
+cgroup v2 is used where this process may create child groups with the memory and pids
+controllers (a delegated subtree); cgroup v1 where that is what the machine mounts. When
+neither works the engine falls back to rlimits and logs a warning once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ROOT = Path("/sys/fs/cgroup")
+GROUP_PREFIX = "coderoom-sandbox"
+
+
+class CgroupUnavailable(RuntimeError):
+    pass
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_paths() -> dict[str, str]:
+    """controller name → this process's cgroup path ("" key for the v2 unified tree)."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+@dataclass
+class RunGroup:
+    """The cgroup(s) of one run. `procs_files` are where the launcher writes its pid."""
+
+    version: int
+    dirs: dict[str, Path]  # controller ("memory", "pids", "cpuacct" or "v2") → directory
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def set_limits(self, *, memory_bytes: int, processes: int) -> None:
+        if self.version == 2:
+            d = self.dirs["v2"]
+            _write(d / "memory.max", str(memory_bytes))
+            with contextlib.suppress(OSError):
+                _write(d / "memory.swap.max", "0")
+            _write(d / "pids.max", str(processes))
+            return
+        memory = self.dirs["memory"]
+        # memsw must stay >= the memory limit: order the writes by direction.
+        memsw = memory / "memory.memsw.limit_in_bytes"
+        current = _read_int(memory / "memory.limit_in_bytes") or 0
+        order = [memory / "memory.limit_in_bytes", memsw]
+        if memory_bytes > current:
+            order.reverse()
+        for path in order:
+            if path.exists():
+                _write(path, str(memory_bytes))
+        _write(self.dirs["pids"] / "pids.max", str(processes))
+
+    def reset_accounting(self) -> None:
+        """Start counting peak memory and CPU afresh (at the start of the run phase)."""
+        if self.version == 1:
+            with contextlib.suppress(OSError):
+                _write(self.dirs["memory"] / "memory.max_usage_in_bytes", "0")
+            with contextlib.suppress(OSError):
+                _write(self.dirs["cpuacct"] / "cpuacct.usage", "0")
+        else:
+            with contextlib.suppress(OSError):
+                _write(self.dirs["v2"] / "memory.peak", "0")  # Linux 6.12+; else cumulative
+
+    def cpu_ns(self) -> int:
+        if self.version == 1:
+            return _read_int(self.dirs["cpuacct"] / "cpuacct.usage") or 0
+        for line in (self.dirs["v2"] / "cpu.stat").read_text().splitlines():
+            if line.startswith("usage_usec"):
+                return int(line.split()[1]) * 1000
+        return 0
+
+    def peak_memory_bytes(self) -> int | None:
+        if self.version == 1:
+            return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes")
+        return _read_int(self.dirs["v2"] / "memory.peak")
+
+    def oom_kills(self) -> int:
+        if self.version == 1:
+            path = self.dirs["memory"] / "memory.oom_control"
+            key = "oom_kill"
+        else:
+            path = self.dirs["v2"] / "memory.events"
+            key = "oom_kill"
+        try:
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        except OSError:
+            pass
+        if self.version == 1:  # older kernels: no oom_kill counter; failcnt is the hint
+            return 1 if (_read_int(self.dirs["memory"] / "memory.failcnt") or 0) > 0 else 0
+        return 0
+
+    def pids(self) -> list[int]:
+        directory = self.dirs["v2"] if self.version == 2 else self.dirs["pids"]
+        try:
+            return [int(p) for p in (directory / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def kill_all(self) -> None:
+        if self.version == 2:
+            with contextlib.suppress(OSError):
+                _write(self.dirs["v2"] / "cgroup.kill", "1")
+                return
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> bool:
+        """Remove the group once empty; False if processes are still in it."""
+        removed = True
+        for directory in self.dirs.values():
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                removed = False
+        return removed
+
+
+class CgroupManager:
+    """Creates run groups under this process's own cgroup."""
+
+    def __init__(self, version: int, parents: dict[str, Path]) -> None:
+        self.version = version
+        self.parents = parents
+
+    @classmethod
+    def detect(cls) -> CgroupManager:
+        """Find a place where run groups can be made, or raise CgroupUnavailable."""
+        if (ROOT / "cgroup.controllers").exists():
+            return cls._detect_v2()
+        return cls._detect_v1()
+
+    @classmethod
+    def _detect_v1(cls) -> CgroupManager:
+        own = _own_paths()
+        parents = {}
+        for controller in ("memory", "pids", "cpuacct"):
+            mount = ROOT / controller
+            if not mount.is_dir() or controller not in own:
+                raise CgroupUnavailable(f"cgroup v1 controller {controller!r} is not mounted")
+            parent = mount / own[controller].lstrip("/") / GROUP_PREFIX
+            try:
+                parent.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise CgroupUnavailable(f"cannot create {parent}: {exc.strerror}") from exc
+            parents[controller] = parent
+        manager = cls(1, parents)
+        manager._probe()
+        return manager
+
+    @classmethod
+    def _detect_v2(cls) -> CgroupManager:
+        own = _own_paths().get("", "/")
+        base = ROOT / own.lstrip("/")
+        parent = base / GROUP_PREFIX
+        try:
+            parent.mkdir(exist_ok=True)
+            enabled = (parent / "cgroup.controllers").read_text().split()
+            missing = {"memory", "pids", "cpu"} - set(enabled)
+            if missing:
+                raise CgroupUnavailable(
+                    f"cgroup v2 controllers {sorted(missing)} are not delegated to {base}"
+                )
+            _write(parent / "cgroup.subtree_control", "+memory +pids +cpu")
+        except OSError as exc:
+            raise CgroupUnavailable(f"cannot use cgroup v2 at {base}: {exc}") from exc
+        manager = cls(2, {"v2": parent})
+        manager._probe()
+        return manager
+
+    def _probe(self) -> None:
+        group = self.create()
+        try:
+            group.set_limits(memory_bytes=64 * 1024 * 1024, processes=8)
+        except OSError as exc:
+            raise CgroupUnavailable(f"cannot set cgroup limits: {exc}") from exc
+        finally:
+            group.remove()
+
+    def create(self) -> RunGroup:
+        name = uuid.uuid4().hex
+        dirs = {}
+        for controller, parent in self.parents.items():
+            directory = parent / name
+            directory.mkdir()
+            dirs[controller] = directory
+        return RunGroup(self.version, dirs)
