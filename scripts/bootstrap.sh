@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 # System packages the service and its tests use.
-APT_PACKAGES=(python3 python3-venv python3-dev gcc)
+# bubblewrap and libseccomp2 are the sandbox; without them no code runs.
+APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2)
 
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
@@ -16,6 +17,8 @@ if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c 'import venv, ensurepi
   missing+=(python3-venv)
 fi
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

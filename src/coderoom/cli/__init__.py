@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from coderoom.cli import migrate as migrate_cmd
+from coderoom.cli import run as run_cmd
 from coderoom.cli import serve as serve_cmd
 from coderoom.config import Settings, describe_error
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.command("migrate")(migrate_cmd.migrate)
+app.command("run")(run_cmd.run)
 
 
 def load_settings() -> Settings:

@@ -11,7 +11,7 @@ whole tree. See docs/SANDBOX.md.
 from coderoom.sandbox.engine import Engine, SandboxUnavailable
 from coderoom.sandbox.languages import Language, LanguageRegistry
 from coderoom.sandbox.policy import MAXIMA, Limits, LimitsError
-from coderoom.sandbox.program import Program, ProgramFile, ProgramError
+from coderoom.sandbox.program import Program, ProgramError, ProgramFile
 from coderoom.sandbox.result import Result, Status
 
 __all__ = [

@@ -155,7 +155,9 @@ def bwrap_argv(
                 made.add(str(parent))
                 argv += ["--perms", "0777", "--dir", f"{WORKDIR}/{parent}"]
         argv += ["--perms", "0666", "--file", str(fd), f"{WORKDIR}/{name}"]
-    argv += ["--chdir", WORKDIR]
+    # The root bwrap builds is a tmpfs: make it read-only once everything is in place, so
+    # /work and /tmp are the only writable places.
+    argv += ["--remount-ro", "/", "--chdir", WORKDIR]
     if fds.seccomp is not None:
         argv += ["--seccomp", str(fds.seccomp)]
     script = supervisor_script(
@@ -169,7 +171,9 @@ def bwrap_argv(
     return argv
 
 
-def launcher_argv(*, cgroup_procs: Sequence[str], limits: Limits, inner: Sequence[str]) -> list[str]:
+def launcher_argv(
+    *, cgroup_procs: Sequence[str], limits: Limits, inner: Sequence[str]
+) -> list[str]:
     """Host-side shell: join the cgroups, set rlimits, exec bwrap (exit 125 if it cannot)."""
     joins = "".join(f"echo $$ > {shlex.quote(path)} || exit 125; " for path in cgroup_procs)
     fsize_blocks = limits.file_size_kb * 2  # ulimit -f counts 512-byte blocks
@@ -177,4 +181,4 @@ def launcher_argv(*, cgroup_procs: Sequence[str], limits: Limits, inner: Sequenc
         f"{joins}ulimit -c 0 && ulimit -n {limits.open_files} && ulimit -f {fsize_blocks} "
         '|| exit 125; exec "$@"'
     )
-    return [SHELL, "-c", script, "coderoom-launcher", *inner]
+    return ["/bin/sh", "-c", script, "coderoom-launcher", *inner]

@@ -21,14 +21,15 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import structlog
 
 from coderoom.sandbox import bwrap as argv_builder
-from coderoom.sandbox.cgroups import CgroupManager, CgroupUnavailable, RunGroup
+from coderoom.sandbox.cgroups import CgroupManager, CgroupUnavailable, RunGroup, shared_manager
 from coderoom.sandbox.languages import Language, LanguageRegistry
 from coderoom.sandbox.policy import DEFAULTS, CompileLimits, Limits
 from coderoom.sandbox.program import Program, ProgramError
@@ -56,7 +57,9 @@ class _Stream:
     truncated: bool = False
 
 
-async def _read_capped(reader: asyncio.StreamReader | None, stream: _Stream, *, on_overflow: Callable[[], None] | None) -> None:
+async def _read_capped(
+    reader: asyncio.StreamReader | None, stream: _Stream, *, on_overflow: Callable[[], None] | None
+) -> None:
     """Read until EOF keeping at most `limit` bytes; past it, flag and (maybe) stop the run."""
     if reader is None:
         return
@@ -85,10 +88,12 @@ class Engine:
     ) -> None:
         self._registry = registry
         self.concurrency = concurrency or os.cpu_count() or 1
-        self._slots = asyncio.Semaphore(self.concurrency)
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._bwrap = bwrap
         self.compile_limits = compile_limits or CompileLimits()
         self._checked: str | None = None
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     @cached_property
     def registry(self) -> LanguageRegistry:
@@ -97,7 +102,7 @@ class Engine:
     @cached_property
     def cgroups(self) -> CgroupManager | None:
         try:
-            manager = CgroupManager.detect()
+            manager = shared_manager()
         except (CgroupUnavailable, OSError) as exc:
             log.warning(
                 "sandbox.cgroups_unavailable",
@@ -109,14 +114,31 @@ class Engine:
         log.info("sandbox.cgroups", version=manager.version)
         return manager
 
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def drain(self) -> None:
+        """Wait for background clean-up (tests and shutdown call this)."""
+        while self._cleanups:
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The run slots of the running event loop (an engine may outlive a loop in tests)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            self._slots, self._slots_loop = asyncio.Semaphore(self.concurrency), loop
+        return self._slots
+
     # -- availability ---------------------------------------------------------------
 
     def check(self) -> None:
         """Raise SandboxUnavailable unless a sandbox can really be started here."""
         if self._checked == "ok":
             return
-        path = self._bwrap or shutil.which("bwrap")
-        if path is None:
+        path = self._bwrap or shutil.which("bwrap", path="/usr/local/bin:/usr/bin:/bin")
+        if path is None or not os.access(path, os.X_OK):
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) is not installed: install the 'bubblewrap' package "
                 "(apt-get install bubblewrap)"
@@ -148,9 +170,7 @@ class Engine:
 
     # -- running ----------------------------------------------------------------------
 
-    async def run(
-        self, language_id: str, program: Program, limits: Limits | None = None
-    ) -> Result:
+    async def run(self, language_id: str, program: Program, limits: Limits | None = None) -> Result:
         """Run `program`; every outcome, including timeouts and OOM, is a Result."""
         language = self.registry.get(language_id)
         if language is None:
@@ -162,20 +182,24 @@ class Engine:
         problems = limits.problems()
         if problems:
             raise ProgramError(f"invalid limits: {problems}")
-        async with self._slots:
+        async with self._semaphore():
             try:
                 return await _Run(self, language, program, limits).execute()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.exception("sandbox.internal_error", language=language_id)
-                return Result(status=Status.INTERNAL_ERROR, message=f"sandbox failure: {type(exc).__name__}")
+                return Result(
+                    status=Status.INTERNAL_ERROR, message=f"sandbox failure: {type(exc).__name__}"
+                )
 
 
 class _Run:
     """The state of one run. Lives for one `Engine.run` call."""
 
-    def __init__(self, engine: Engine, language: Language, program: Program, limits: Limits) -> None:
+    def __init__(
+        self, engine: Engine, language: Language, program: Program, limits: Limits
+    ) -> None:
         self.engine = engine
         self.language = language
         self.program = program
@@ -185,6 +209,7 @@ class _Run:
         self.process: asyncio.subprocess.Process | None = None
         self.kill_reason: Status | None = None
         self.kill_message: str | None = None
+        self.oom_baseline = 0
 
     def _memory_bytes(self, megabytes: int) -> int:
         return megabytes * 1024 * 1024
@@ -203,7 +228,8 @@ class _Run:
         opened: list[int] = []
         try:
             if manager is not None:
-                self.group = manager.create()
+                self.group = manager.acquire()
+                self.oom_baseline = self.group.prepare()
                 self.group.set_limits(
                     memory_bytes=self._memory_bytes(self.compile_limits.memory_mb),
                     processes=self.compile_limits.processes,
@@ -217,17 +243,19 @@ class _Run:
             if self.process is not None and self.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     await self.process.wait()
-            await self._remove_group()
+            if self.group is not None and manager is not None:
+                # Killed processes leave the group within milliseconds; the caller need
+                # not wait for that, so the group is recycled in the background.
+                self.engine._background(self._recycle_group(manager, self.group))
 
-    async def _remove_group(self) -> None:
-        if self.group is None:
-            return
-        for _ in range(250):  # processes leave a killed group within milliseconds
-            if self.group.remove():
+    async def _recycle_group(self, manager: CgroupManager, group: RunGroup) -> None:
+        for _ in range(500):
+            if not group.pids():
+                manager.release(group)
                 return
-            self.group.kill_all()
-            await asyncio.sleep(0.02)
-        log.error("sandbox.cgroup_leak", dirs=[str(d) for d in self.group.dirs.values()])
+            group.kill_all()
+            await asyncio.sleep(0.01)
+        log.error("sandbox.cgroup_leak", dirs=[str(d) for d in group.dirs.values()])
 
     def _memfd(self, opened: list[int], name: str, data: bytes) -> int:
         fd = os.memfd_create(name, 0)
@@ -284,7 +312,9 @@ class _Run:
         opened.remove(status_r)
 
         # ---- compile phase (or just the sandbox start-up for interpreted languages)
-        compile_task = asyncio.ensure_future(_read_capped(compile_reader, compile_out, on_overflow=None))
+        compile_task = asyncio.ensure_future(
+            _read_capped(compile_reader, compile_out, on_overflow=None)
+        )
         status_line = b""
         compile_budget = self.compile_limits.wall_time_ms / 1000
         try:
@@ -362,7 +392,12 @@ class _Run:
                 message="compilation failed",
             )
         if self.kill_reason is not None:
-            return Result(status=self.kill_reason, compile_output=compile_text, wall_time_ms=wall_ms, message=self.kill_message)
+            return Result(
+                status=self.kill_reason,
+                compile_output=compile_text,
+                wall_time_ms=wall_ms,
+                message=self.kill_message,
+            )
         code = self.process.returncode
         stderr = b""
         if self.process.stderr is not None:
@@ -373,12 +408,21 @@ class _Run:
         if code == LAUNCH_FAILED:
             message = "the sandbox could not apply its limits"
         log.error("sandbox.start_failed", exit_code=code, stderr=decode(stderr)[:500])
-        if self.language.compiled and self.group is not None and self.group.oom_kills() > 0:
-            return Result(status=Status.COMPILE_ERROR, compile_output=compile_text, message="compilation exceeded the memory limit")
+        if (
+            self.language.compiled
+            and self.group is not None
+            and self.group.oom_kills() > self.oom_baseline
+        ):
+            return Result(
+                status=Status.COMPILE_ERROR,
+                compile_output=compile_text,
+                message="compilation exceeded the memory limit",
+            )
         return Result(status=Status.INTERNAL_ERROR, compile_output=compile_text, message=message)
 
     async def _feed_stdin(self) -> None:
-        assert self.process is not None and self.process.stdin is not None
+        assert self.process is not None
+        assert self.process.stdin is not None
         stdin = self.process.stdin
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             if self.program.stdin:
@@ -394,7 +438,9 @@ class _Run:
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
             if self.group.cpu_ns() > limit_ns:
-                self.kill(Status.TIMED_OUT, f"CPU time limit of {self.limits.cpu_time_ms} ms exceeded")
+                self.kill(
+                    Status.TIMED_OUT, f"CPU time limit of {self.limits.cpu_time_ms} ms exceeded"
+                )
                 return
 
     def _verdict(self, compile_text: str, stdout: _Stream, stderr: _Stream, wall_ms: int) -> Result:
@@ -414,14 +460,25 @@ class _Run:
             cpu_ms = self.group.cpu_ns() // 1_000_000
             peak = self.group.peak_memory_bytes()
             memory_kb = peak // 1024 if peak is not None else None
-            oom = self.group.oom_kills() > 0
-        status, message = Status.SUCCEEDED if exit_code == 0 and sig is None else Status.FAILED, None
-        if self.kill_reason is not None:
+            oom = self.group.oom_kills() > self.oom_baseline
+        status, message = (
+            Status.SUCCEEDED if exit_code == 0 and sig is None else Status.FAILED,
+            None,
+        )
+        # An OOM kill anywhere in the tree explains whatever followed (a parent waiting
+        # for a dead child until the wall clock ran out), so it outranks a timeout.
+        if self.kill_reason is Status.OUTPUT_EXCEEDED or (self.kill_reason and not oom):
             status, message = self.kill_reason, self.kill_message
         elif oom:
-            status, message = Status.MEMORY_EXCEEDED, f"memory limit of {self.limits.memory_mb} MiB exceeded"
+            status, message = (
+                Status.MEMORY_EXCEEDED,
+                f"memory limit of {self.limits.memory_mb} MiB exceeded",
+            )
         elif sig == signal.SIGXCPU or (cpu_ms is not None and cpu_ms > self.limits.cpu_time_ms):
-            status, message = Status.TIMED_OUT, f"CPU time limit of {self.limits.cpu_time_ms} ms exceeded"
+            status, message = (
+                Status.TIMED_OUT,
+                f"CPU time limit of {self.limits.cpu_time_ms} ms exceeded",
+            )
         elif sig == signal.SIGXFSZ:
             message = f"file size limit of {self.limits.file_size_kb} KiB exceeded"
         return Result(
@@ -452,7 +509,5 @@ def _with_fallback_limits(argv: list[str], limits: Limits) -> list[str]:
     script_index = argv.index("-c", argv.index("--")) + 1
     extra = f"ulimit -v {limits.memory_mb * 1024} -u {limits.processes + 8}; "
     argv = list(argv)
-    argv[script_index] = argv[script_index].replace(
-        'ulimit -t', f"{extra}ulimit -t", 1
-    )
+    argv[script_index] = argv[script_index].replace("ulimit -t", f"{extra}ulimit -t", 1)
     return argv

@@ -14,7 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -164,9 +164,7 @@ class Language:
     def compiled(self) -> bool:
         return self.spec.compile is not None
 
-    def commands(
-        self, *, file_names: Iterable[str], memory_mb: int
-    ) -> tuple[str | None, str]:
+    def commands(self, *, file_names: Iterable[str], memory_mb: int) -> tuple[str | None, str]:
         """The compile (or None) and run shell commands for a program of these files."""
         names = list(file_names)
         entry = names[0]
@@ -193,7 +191,12 @@ def _which(candidate: str, extra_path: str) -> str | None:
 def _run(argv: list[str]) -> str | None:
     try:
         done = subprocess.run(  # noqa: S603 - argv built from the registry, no shell
-            argv, capture_output=True, text=True, timeout=20, check=False, env={"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/")}
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/")},
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -262,7 +265,7 @@ class LanguageRegistry:
     def ids(self) -> list[str]:
         return sorted(self._languages)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Language]:
         return iter(self._languages.values())
 
     def __len__(self) -> int:

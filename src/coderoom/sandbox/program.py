@@ -55,7 +55,9 @@ class Program:
         return self.files[0]
 
     @classmethod
-    def single(cls, name: str, source: str, *, stdin: str = "", args: tuple[str, ...] = ()) -> Program:
+    def single(
+        cls, name: str, source: str, *, stdin: str = "", args: tuple[str, ...] = ()
+    ) -> Program:
         return cls(files=(ProgramFile(name, source),), stdin=stdin, args=args)
 
 
@@ -64,7 +66,7 @@ def check_file_name(name: str) -> None:
     path = PurePosixPath(name)
     if not name or path.is_absolute() or "\\" in name or "\0" in name:
         raise ProgramError(f"invalid file name {name!r}: must be a relative path")
-    parts = path.parts
+    parts = name.split("/")  # not path.parts: it drops "." and empty parts silently
     if len(parts) > 4:
         raise ProgramError(f"invalid file name {name!r}: nested too deep")
     for part in parts:
