@@ -36,9 +36,9 @@ MERGED_USR_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 class Fds:
     """File descriptor numbers as the child will see them (pass_fds keeps numbers)."""
 
-    compile_out: int
-    status: int
-    ack: int
+    compile_out: int | None
+    status: int | None
+    ack: int | None
     seccomp: int | None
     files: Sequence[tuple[int, str]]  # (fd, relative name) copied into the workspace
 
@@ -60,24 +60,26 @@ def _root_layout() -> list[str]:
 def supervisor_script(
     *, compile_cmd: str | None, run_cmd: str, fds: Fds, compile_cpu_s: int, run_cpu_s: int
 ) -> str:
-    """The shell script bwrap runs as the sandbox's first process."""
+    """The shell script bwrap runs as the sandbox's first process.
+
+    Interpreted languages start straight under run-phase limits. Compiled ones compile
+    first, report over the status pipe and wait for the host to switch the cgroup to
+    run-phase limits before the program starts.
+    """
     lines = ["set -u"]
     if compile_cmd is not None:
+        if fds.compile_out is None or fds.status is None or fds.ack is None:
+            raise ValueError("a compiled language needs the compile, status and ack pipes")
         lines += [
             f"( ulimit -t {compile_cpu_s}; {compile_cmd} ) </dev/null >&{fds.compile_out} 2>&1",
             "rc=$?",
             f"exec {fds.compile_out}>&-",
             f'if [ "$rc" -ne 0 ]; then echo "E$rc" >&{fds.status}; exit 0; fi',
+            f"echo C >&{fds.status}",
+            f"read -r _ <&{fds.ack} || exit 0",  # the host switches limits, then answers
+            f"exec {fds.status}>&- {fds.ack}<&-",
         ]
-    else:
-        lines.append(f"exec {fds.compile_out}>&-")
-    lines += [
-        f"echo C >&{fds.status}",
-        f"read -r _ <&{fds.ack} || exit 0",  # the host switches limits, then answers
-        f"exec {fds.status}>&- {fds.ack}<&-",
-        f"ulimit -t {run_cpu_s}",
-        f'{run_cmd} "$@"',
-    ]
+    lines += [f"ulimit -t {run_cpu_s}", f'{run_cmd} "$@"']
     return "\n".join(lines)
 
 
@@ -167,7 +169,9 @@ def bwrap_argv(
         compile_cpu_s=math.ceil(compile_limits.cpu_time_ms / 1000) + 1,
         run_cpu_s=math.ceil(limits.cpu_time_ms / 1000) + 1,
     )
-    argv += ["--", SHELL, "-c", script, "coderoom", *args]
+    # bash only where the script names host-numbered fds (dash stops at 9); sh is faster.
+    shell = SHELL if compile_cmd is not None else "/bin/sh"
+    argv += ["--", shell, "-c", script, "coderoom", *args]
     return argv
 
 

@@ -265,18 +265,27 @@ class _Run:
         return fd
 
     async def _execute(self, opened: list[int]) -> Result:
-        compile_r, compile_w = os.pipe()
-        status_r, status_w = os.pipe()
-        ack_r, ack_w = os.pipe()
-        opened += [compile_r, compile_w, status_r, status_w, ack_r, ack_w]
+        compiled = self.language.compiled
+        limits = self.limits
         files = [
             (self._memfd(opened, "src", f.content.encode()), f.name) for f in self.program.files
         ]
         seccomp_fd = self._memfd(opened, "seccomp", filter_bytes())
-        fds = argv_builder.Fds(
-            compile_out=compile_w, status=status_w, ack=ack_r, seccomp=seccomp_fd, files=files
-        )
-        limits = self.limits
+        if compiled:
+            compile_r, compile_w = os.pipe()
+            status_r, status_w = os.pipe()
+            ack_r, ack_w = os.pipe()
+            opened += [compile_r, compile_w, status_r, status_w, ack_r, ack_w]
+            fds = argv_builder.Fds(
+                compile_out=compile_w, status=status_w, ack=ack_r, seccomp=seccomp_fd, files=files
+            )
+            child_fds = [compile_w, status_w, ack_r, seccomp_fd, *(fd for fd, _ in files)]
+        else:
+            fds = argv_builder.Fds(
+                compile_out=None, status=None, ack=None, seccomp=seccomp_fd, files=files
+            )
+            child_fds = [seccomp_fd, *(fd for fd, _ in files)]
+            self._enter_run_phase()
         inner = argv_builder.bwrap_argv(
             bwrap=self.engine._bwrap or "bwrap",
             language=self.language,
@@ -296,33 +305,53 @@ class _Run:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            pass_fds=[compile_w, status_w, ack_r, seccomp_fd, *(fd for fd, _ in files)],
+            pass_fds=child_fds,
             start_new_session=True,
             env={"PATH": "/usr/bin:/bin"},
         )
-        for fd in (compile_w, status_w, ack_r, seccomp_fd, *(fd for fd, _ in files)):
+        for fd in child_fds:
             os.close(fd)
             opened.remove(fd)
 
+        compile_text = ""
+        if compiled:
+            compile_text, status_line = await self._compile_phase(opened, compile_r, status_r)
+            if not status_line.startswith(b"C"):
+                return await self._early_result(status_line, compile_text, started)
+            self._enter_run_phase()
+            os.write(ack_w, b"go\n")
+            os.close(ack_w)
+            opened.remove(ack_w)
+        return await self._run_phase(compile_text)
+
+    def _enter_run_phase(self) -> None:
+        """Lower the cgroup to the run's limits and count from zero."""
+        if self.group is not None:
+            self.group.set_limits(
+                memory_bytes=self._memory_bytes(self.limits.memory_mb),
+                processes=self.limits.processes + self.language.spec.processes_floor + 2,
+            )
+            self.group.reset_accounting()
+
+    async def _compile_phase(
+        self, opened: list[int], compile_r: int, status_r: int
+    ) -> tuple[str, bytes]:
         loop = asyncio.get_running_loop()
         compile_out = _Stream(self.compile_limits.output_kb * 1024)
         compile_reader = await _pipe_reader(loop, compile_r)
         status_reader = await _pipe_reader(loop, status_r)
         opened.remove(compile_r)
         opened.remove(status_r)
-
-        # ---- compile phase (or just the sandbox start-up for interpreted languages)
         compile_task = asyncio.ensure_future(
             _read_capped(compile_reader, compile_out, on_overflow=None)
         )
         status_line = b""
-        compile_budget = self.compile_limits.wall_time_ms / 1000
         try:
-            async with asyncio.timeout(compile_budget):
+            async with asyncio.timeout(self.compile_limits.wall_time_ms / 1000):
                 status_line = await status_reader.readline()
         except TimeoutError:
             self.kill(Status.COMPILE_ERROR, "compilation exceeded the time limit")
-        if self.language.compiled and self.group is not None:
+        if self.group is not None:
             cpu_ms = self.group.cpu_ns() // 1_000_000
             if cpu_ms > self.compile_limits.cpu_time_ms:
                 self.kill(Status.COMPILE_ERROR, "compilation exceeded the CPU time limit")
@@ -332,22 +361,12 @@ class _Run:
         compile_text = decode(bytes(compile_out.data))
         if compile_out.truncated:
             compile_text += "\n[compiler output truncated]"
+        return compile_text, status_line
 
-        if not status_line.startswith(b"C"):
-            return await self._early_result(status_line, compile_text, started)
-
-        # ---- switch to run-phase limits, then let the program start
-        if self.group is not None:
-            self.group.set_limits(
-                memory_bytes=self._memory_bytes(limits.memory_mb),
-                processes=limits.processes + self.language.spec.processes_floor + 2,
-            )
-            self.group.reset_accounting()
-        os.write(ack_w, b"go\n")
-        os.close(ack_w)
-        opened.remove(ack_w)
+    async def _run_phase(self, compile_text: str) -> Result:
+        assert self.process is not None
+        limits = self.limits
         run_started = time.monotonic()
-
         stdout = _Stream(limits.output_kb * 1024)
         stderr = _Stream(limits.output_kb * 1024)
 
