@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from coderoom import __version__
+from coderoom import __version__, migrations
 from coderoom.api import create_app
 from coderoom.config import Settings
 from tests.conftest import make_settings
@@ -84,6 +84,7 @@ async def test_redis_down_degrades_health_to_503(sqlite_url: str) -> None:
 
 async def test_database_lost_after_start_degrades_health_to_503() -> None:
     url = await asyncio.to_thread(create_postgres_database)
+    await asyncio.to_thread(migrations.upgrade, make_settings(database_url=url))
     try:
         async with running(make_settings(database_url=url)) as c:
             assert (await c.get("/api/v1/health")).status_code == 200

@@ -42,8 +42,10 @@ async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(cors_origins="https://a.example,https://b.example")
+async def http(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(
+        database_url=sqlite_url, cors_origins="https://a.example,https://b.example"
+    )
     async for c in _client_for(settings):
         yield c
 

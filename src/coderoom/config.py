@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    execution_concurrency: int | None = Field(default=None, ge=1, le=256)
+    execution_wait_seconds: float = Field(default=30.0, gt=0, le=300)
+    execution_max_active_per_user: int = Field(default=4, ge=1)
+    execution_max_source_bytes: int = Field(default=256 * 1024, ge=1024)
+
     rate_limit_enabled: bool = True
     rate_limit_api: str = "100/15minutes"
     rate_limit_auth: str = "5/15minutes"

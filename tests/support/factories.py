@@ -33,3 +33,34 @@ async def register(
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def user(client: httpx.AsyncClient, name: str = "user") -> dict[str, str]:
+    """A registered user's Authorization header (plus its id under "id")."""
+    tokens = await register(client, email=unique_email(name), display_name=name)
+    return {**bearer(tokens), "X-User-Id": tokens["user"]["id"]}
+
+
+async def create_session(
+    client: httpx.AsyncClient, headers: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
+    body = {"title": "Pairing", "language": "python", "source": "print('hi')", **overrides}
+    response = await client.post("/api/v1/sessions", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def invite(
+    client: httpx.AsyncClient, headers: dict[str, str], session_id: str, **body: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/v1/sessions/{session_id}/invites", json=body, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def join(client: httpx.AsyncClient, headers: dict[str, str], token: str) -> httpx.Response:
+    return await client.post("/api/v1/sessions/join", json={"token": token}, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,8 +27,13 @@ from coderoom.api.state import AppState
 from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
+from coderoom.executions import endpoints as executions_endpoints
+from coderoom.executions.backend import EmbeddedBackend
+from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
 from coderoom.infra.ratelimit import RateLimiter
+from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
+from coderoom.sessions import endpoints as sessions_endpoints
 
 API_PREFIX = "/api/v1"
 CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
@@ -60,14 +66,34 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     rate_limiter = RateLimiter.create(settings.redis_url)
+    sessionmaker = create_sessionmaker(engine)
+    languages = await asyncio.to_thread(LanguageRegistry.default)
+    sandbox = Engine(registry=languages, concurrency=settings.execution_concurrency)
+    sandbox_problem = None
+    try:
+        await asyncio.to_thread(sandbox.check)
+    except SandboxUnavailable as exc:
+        sandbox_problem = str(exc)
+        log.error("sandbox.unavailable", reason=sandbox_problem)
+    backend = EmbeddedBackend(sessionmaker, sandbox, concurrency=sandbox.concurrency)
     app.state.coderoom = AppState(
         settings=settings,
         engine=engine,
-        sessionmaker=create_sessionmaker(engine),
+        sessionmaker=sessionmaker,
         redis=redis,
         rate_limiter=rate_limiter,
         auth=AuthConfig.from_settings(settings, rate_limiter),
+        languages=languages,
+        sandbox=sandbox,
+        executions=ExecutionPolicy(
+            languages=languages,
+            max_active_per_user=settings.execution_max_active_per_user,
+            max_source_bytes=settings.execution_max_source_bytes,
+            sandbox_problem=sandbox_problem,
+        ),
+        backend=backend,
     )
+    await backend.start()
     log.info(
         "app.started",
         version=__version__,
@@ -79,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         # Runs after the server has drained in-flight requests (graceful shutdown).
+        await backend.stop(settings.shutdown_grace_seconds)
         await rate_limiter.close()
         if redis is not None:
             await redis.aclose()
@@ -103,6 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     api.include_router(auth_endpoints.router)
+    api.include_router(sessions_endpoints.router)
+    api.include_router(executions_endpoints.router)
     app.include_router(api)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
     install_error_handlers(app)

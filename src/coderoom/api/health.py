@@ -26,6 +26,7 @@ class ServiceHealth(BaseModel):
 class Services(BaseModel):
     database: ServiceHealth
     redis: ServiceHealth
+    sandbox: ServiceHealth
 
 
 class Health(BaseModel):
@@ -63,13 +64,15 @@ async def check_health(state: State) -> Health:
         database, redis_health = await asyncio.gather(
             database_check, _probe(lambda: redis.ping(), timeout)
         )
-    degraded = database.status == "down" or redis_health.status == "down"
+    problem = state.executions.sandbox_problem
+    sandbox = ServiceHealth(status="down", error=problem) if problem else ServiceHealth(status="up")
+    degraded = "down" in (database.status, redis_health.status, sandbox.status)
     return Health(
         status="degraded" if degraded else "ok",
         version=__version__,
         environment=state.settings.environment.value,
         uptime_seconds=round(state.uptime_seconds, 3),
-        services=Services(database=database, redis=redis_health),
+        services=Services(database=database, redis=redis_health, sandbox=sandbox),
     )
 
 

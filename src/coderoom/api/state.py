@@ -10,7 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
+from coderoom.executions.backend import ExecutionBackend
+from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra.ratelimit import RateLimiter
+from coderoom.sandbox import Engine, LanguageRegistry
 
 
 @dataclass
@@ -21,6 +24,10 @@ class AppState:
     redis: Redis | None
     rate_limiter: RateLimiter
     auth: AuthConfig
+    languages: LanguageRegistry
+    sandbox: Engine
+    executions: ExecutionPolicy
+    backend: ExecutionBackend
     started_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from coderoom.auth.errors import InvalidToken
+from coderoom.core.security import hash_token, new_token
+
+__all__ = ["AccessClaims", "TokenCodec", "hash_token", "new_refresh_token"]
 
 ISSUER = "coderoom"
 ACCESS_TYPE = "access"
@@ -71,9 +72,4 @@ class TokenCodec:
 
 
 def new_refresh_token() -> str:
-    return secrets.token_urlsafe(48)
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 is enough: the token is 384 random bits, there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return new_token(48)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 import structlog
@@ -259,6 +260,12 @@ class LanguageRegistry:
         log.info("sandbox.languages", languages={lang.id: lang.version for lang in found})
         return cls(found)
 
+    @staticmethod
+    def default() -> LanguageRegistry:
+        """This machine's registry, detected once per process (detection runs every
+        runtime's version command)."""
+        return _default_registry()
+
     def get(self, language_id: str) -> Language | None:
         return self._languages.get(language_id)
 
@@ -270,3 +277,8 @@ class LanguageRegistry:
 
     def __len__(self) -> int:
         return len(self._languages)
+
+
+@cache
+def _default_registry() -> LanguageRegistry:
+    return LanguageRegistry.detect()

@@ -1,0 +1,165 @@
+"""Routes that run code: /sandbox/languages, /sandbox/executions, /sessions/{id}/run."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from coderoom.auth.deps import CurrentUser
+from coderoom.core.text import Identifier
+from coderoom.executions import service
+from coderoom.executions.backend import ExecutionBackend
+from coderoom.executions.models import Execution
+from coderoom.executions.schemas import (
+    TERMINAL,
+    ExecutionCreate,
+    ExecutionPage,
+    ExecutionRead,
+    LanguageRead,
+    SessionRun,
+)
+from coderoom.executions.service import ExecutionPolicy
+from coderoom.infra.dbdeps import DbSession
+
+router = APIRouter(tags=["executions"])
+Wait = Annotated[bool, Query(description="Answer when the run is over (or after the wait cap).")]
+
+
+def _policy(request: Request) -> ExecutionPolicy:
+    policy: ExecutionPolicy = request.app.state.coderoom.executions
+    return policy
+
+
+def _backend(request: Request) -> ExecutionBackend:
+    backend: ExecutionBackend = request.app.state.coderoom.backend
+    return backend
+
+
+async def _respond(
+    request: Request, db: DbSession, execution: Execution, response: Response, wait: bool
+) -> ExecutionRead:
+    """Commit, enqueue, and answer 202 at once, or 200 when `wait` and the run ends in time."""
+    await db.commit()  # a job is only enqueued once its row is committed
+    backend = _backend(request)
+    await backend.submit(execution.id)
+    if wait:
+        await backend.wait(execution.id, request.app.state.coderoom.settings.execution_wait_seconds)
+        await db.refresh(execution)
+    response.headers["Location"] = f"/api/v1/sandbox/executions/{execution.id}"
+    response.status_code = status.HTTP_200_OK if execution.status in TERMINAL else 202
+    return service.to_read(execution)
+
+
+@router.get("/sandbox/languages", response_model=list[LanguageRead])
+async def list_languages(request: Request) -> list[LanguageRead]:
+    """The languages this server runs (no sign-in needed)."""
+    return [
+        LanguageRead(
+            id=language.id,
+            name=language.name,
+            version=language.version,
+            compiled=language.compiled,
+            file_name=language.file_name,
+        )
+        for language in _policy(request).languages
+    ]
+
+
+@router.post(
+    "/sandbox/executions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecutionRead,
+    responses={200: {"model": ExecutionRead, "description": "Finished (with ?wait=true)."}},
+)
+async def create_execution(
+    data: ExecutionCreate,
+    db: DbSession,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    wait: Wait = False,
+) -> ExecutionRead:
+    """Run a program: `source` (one file) or `files` (the first is the entry point)."""
+    execution = await service.create(
+        db,
+        user=user,
+        data=data,
+        policy=_policy(request),
+        correlation_id=request.state.correlation_id,
+    )
+    return await _respond(request, db, execution, response, wait)
+
+
+@router.get("/sandbox/executions", response_model=ExecutionPage)
+async def list_executions(
+    db: DbSession,
+    user: CurrentUser,
+    session_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+) -> ExecutionPage:
+    """Your executions, or a session's, newest first."""
+    return await service.list_visible(
+        db, user=user, session_id=session_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/sandbox/executions/{execution_id}", response_model=ExecutionRead)
+async def get_execution(execution_id: uuid.UUID, db: DbSession, user: CurrentUser) -> ExecutionRead:
+    """One execution with its result once it has one."""
+    return service.to_read(await service.get_visible(db, user=user, execution_id=execution_id))
+
+
+@router.post("/sandbox/executions/{execution_id}/cancel", response_model=ExecutionRead)
+async def cancel_execution(
+    execution_id: uuid.UUID, db: DbSession, user: CurrentUser, request: Request
+) -> ExecutionRead:
+    """Cancel a queued or running execution (a running program is killed); a finished one
+    is returned unchanged."""
+    if await service.cancel(db, user=user, execution_id=execution_id):
+        await db.commit()
+        await _backend(request).cancel(execution_id)
+    return service.to_read(await service.get_visible(db, user=user, execution_id=execution_id))
+
+
+@router.post(
+    "/sessions/{session_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecutionRead,
+    responses={200: {"model": ExecutionRead, "description": "Finished (with ?wait=true)."}},
+)
+async def run_session(
+    session_id: uuid.UUID,
+    data: SessionRun,
+    db: DbSession,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    wait: Wait = False,
+) -> ExecutionRead:
+    """Run the session's current source (owner, editor)."""
+    execution = await service.run_session(
+        db,
+        user=user,
+        session_id=session_id,
+        data=data,
+        policy=_policy(request),
+        correlation_id=request.state.correlation_id,
+    )
+    return await _respond(request, db, execution, response, wait)
+
+
+@router.get("/sessions/{session_id}/executions", response_model=ExecutionPage)
+async def list_session_executions(
+    session_id: uuid.UUID,
+    db: DbSession,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+) -> ExecutionPage:
+    """The session's executions, newest first (participants)."""
+    return await service.list_visible(
+        db, user=user, session_id=session_id, limit=limit, cursor=cursor
+    )

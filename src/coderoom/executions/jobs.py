@@ -1,0 +1,53 @@
+"""The job `executions.run`: claim an execution, run it in the sandbox, store the result.
+
+The job wrapper owns its transactions (the service functions only flush): one to claim the
+row (queued → running), none while the program runs, one to store the verdict.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from coderoom.executions import repository, service
+from coderoom.infra.db import session_scope
+from coderoom.sandbox import Engine, ProgramError
+from coderoom.sandbox.result import Result, Status
+
+log = structlog.get_logger(__name__)
+
+
+async def run_execution(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: Engine, execution_id: uuid.UUID
+) -> None:
+    async with session_scope(sessionmaker) as db:
+        if not await repository.claim(db, execution_id, now=datetime.now(UTC)):
+            return  # cancelled, or already taken: nothing to do
+        execution = await repository.get(db, execution_id)
+        assert execution is not None
+        language = execution.language
+        correlation_id = execution.correlation_id
+        program, limits = service.program_of(execution)
+    with structlog.contextvars.bound_contextvars(
+        execution_id=str(execution_id), language=language, correlation_id=correlation_id
+    ):
+        log.info("execution.started")
+        try:
+            result = await engine.run(language, program, limits)
+        except ProgramError as exc:  # unknown language now, or bad stored program
+            result = Result(status=Status.INTERNAL_ERROR, message=str(exc))
+        if result.status is Status.INTERNAL_ERROR:
+            log.error("execution.internal_error", message=result.message)
+        async with session_scope(sessionmaker) as db:
+            stored = await repository.finish(
+                db, execution_id, values=service.result_values(result), now=datetime.now(UTC)
+            )
+        log.info(
+            "execution.finished",
+            status=str(result.status),
+            stored=stored,
+            wall_time_ms=result.wall_time_ms,
+        )

@@ -1,0 +1,124 @@
+"""Queries of the executions domain. State changes are conditional UPDATEs, so a cancel and
+a finishing run can race without either overwriting the other."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coderoom.core.pagination import Cursor
+from coderoom.executions.models import Execution
+
+ACTIVE = ("queued", "running")
+
+
+async def get(db: AsyncSession, execution_id: uuid.UUID) -> Execution | None:
+    return await db.get(Execution, execution_id)
+
+
+async def count_active(db: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await db.execute(
+        select(func.count())
+        .select_from(Execution)
+        .where(Execution.created_by == user_id, Execution.status.in_(ACTIVE))
+    )
+    return int(result.scalar_one())
+
+
+async def page(
+    db: AsyncSession,
+    *,
+    created_by: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+    limit: int,
+    cursor: Cursor | None,
+) -> list[Execution]:
+    query = (
+        select(Execution).order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
+    )
+    if created_by is not None:
+        query = query.where(Execution.created_by == created_by)
+    if session_id is not None:
+        query = query.where(Execution.session_id == session_id)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                Execution.created_at < cursor.at,
+                and_(Execution.created_at == cursor.at, Execution.id < cursor.id),
+            )
+        )
+    return list((await db.execute(query)).scalars())
+
+
+async def claim(db: AsyncSession, execution_id: uuid.UUID, *, now: datetime) -> bool:
+    """queued → running, if still queued. The same execution never runs twice at once."""
+    result = await db.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status == "queued")
+        .values(status="running", started_at=now, attempts=Execution.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish(
+    db: AsyncSession, execution_id: uuid.UUID, *, values: dict[str, Any], now: datetime
+) -> bool:
+    """running → a terminal status, unless it was cancelled meanwhile."""
+    result = await db.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status == "running")
+        .values(**values, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel(db: AsyncSession, execution_id: uuid.UUID, *, now: datetime) -> bool:
+    result = await db.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status.in_(ACTIVE))
+        .values(status="cancelled", finished_at=now, error="cancelled by request")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def requeue(db: AsyncSession, execution_ids: list[uuid.UUID]) -> None:
+    """running → queued, for runs interrupted by a shutdown: they run again at the next start."""
+    if execution_ids:
+        await db.execute(
+            update(Execution)
+            .where(Execution.id.in_(execution_ids), Execution.status == "running")
+            .values(status="queued", started_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def recover(db: AsyncSession, *, max_attempts: int, now: datetime) -> list[uuid.UUID]:
+    """After a crash: retry interrupted runs up to `max_attempts`, fail the rest; return
+    every execution waiting to run, oldest first."""
+    await db.execute(
+        update(Execution)
+        .where(Execution.status == "running", Execution.attempts >= max_attempts)
+        .values(
+            status="internal_error",
+            finished_at=now,
+            error=f"the service stopped during this execution {max_attempts} times; not retried",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        update(Execution)
+        .where(Execution.status == "running")
+        .values(status="queued", started_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    result = await db.execute(
+        select(Execution.id).where(Execution.status == "queued").order_by(Execution.created_at)
+    )
+    return list(result.scalars())

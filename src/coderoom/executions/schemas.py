@@ -1,0 +1,110 @@
+"""Request and response bodies of the executions routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coderoom.core.text import Identifier, RawCode
+
+Status = Literal[
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "compile_error",
+    "timed_out",
+    "memory_exceeded",
+    "output_exceeded",
+    "internal_error",
+    "cancelled",
+]
+TERMINAL = frozenset(
+    {
+        "succeeded",
+        "failed",
+        "compile_error",
+        "timed_out",
+        "memory_exceeded",
+        "output_exceeded",
+        "internal_error",
+        "cancelled",
+    }
+)
+
+
+class FileIn(BaseModel):
+    name: Identifier = Field(min_length=1, max_length=255, examples=["main.py"])
+    content: RawCode
+
+
+class LimitsIn(BaseModel):
+    """Per-run limits; each at most the server's maximum (see GET /sandbox/languages docs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_time_ms: int | None = Field(default=None, ge=1)
+    wall_time_ms: int | None = Field(default=None, ge=1)
+    memory_mb: int | None = Field(default=None, ge=1)
+    processes: int | None = Field(default=None, ge=1)
+    output_kb: int | None = Field(default=None, ge=1)
+
+
+class ExecutionCreate(BaseModel):
+    language: Identifier = Field(max_length=32, examples=["python"])
+    source: RawCode | None = Field(default=None, examples=["print('hello')"])
+    files: list[FileIn] | None = Field(default=None, min_length=1, max_length=64)
+    stdin: RawCode = ""
+    args: list[RawCode] = Field(default_factory=list, max_length=64)
+    limits: LimitsIn | None = None
+    session_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_program(self) -> ExecutionCreate:
+        if (self.source is None) == (self.files is None):
+            raise ValueError("send either `source` or `files`, not both and not neither")
+        return self
+
+
+class SessionRun(BaseModel):
+    stdin: RawCode = ""
+    args: list[RawCode] = Field(default_factory=list, max_length=64)
+
+
+class ExecutionRead(BaseModel):
+    id: uuid.UUID
+    language: str
+    status: Status
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    compile_output: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    wall_time_ms: int | None
+    cpu_time_ms: int | None
+    memory_kb: int | None
+    limits: dict[str, Any]
+    message: str | None = Field(description="Why: for timeouts, limits, errors.")
+    session_id: uuid.UUID | None
+    created_by: uuid.UUID
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionRead]
+    next_cursor: str | None
+
+
+class LanguageRead(BaseModel):
+    id: str
+    name: str
+    version: str
+    compiled: bool
+    file_name: str

@@ -1,0 +1,311 @@
+"""Executions: accept programs, enforce who may run and see what, and record results."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coderoom.auth.models import User
+from coderoom.core.errors import PermissionDeniedError
+from coderoom.core.pagination import Cursor
+from coderoom.executions import repository
+from coderoom.executions.errors import (
+    ExecutionNotFound,
+    ExecutionQuotaExceeded,
+    InvalidLimits,
+    InvalidProgram,
+    SandboxUnavailable,
+    SourceTooLarge,
+    UnknownLanguage,
+)
+from coderoom.executions.models import Execution
+from coderoom.executions.schemas import (
+    ExecutionCreate,
+    ExecutionPage,
+    ExecutionRead,
+    LimitsIn,
+    SessionRun,
+)
+from coderoom.sandbox import (
+    LanguageRegistry,
+    Limits,
+    LimitsError,
+    Program,
+    ProgramError,
+    ProgramFile,
+)
+from coderoom.sandbox.result import Result
+from coderoom.sessions import service as sessions_service
+from coderoom.sessions.errors import SessionNotFound
+
+
+@dataclass(frozen=True)
+class ExecutionPolicy:
+    """What the executions services need to know about this deployment."""
+
+    languages: LanguageRegistry
+    max_active_per_user: int
+    max_source_bytes: int
+    sandbox_problem: str | None = None  # set when the sandbox cannot run here
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_read(execution: Execution) -> ExecutionRead:
+    return ExecutionRead(
+        id=execution.id,
+        language=execution.language,
+        status=execution.status,
+        exit_code=execution.exit_code,
+        signal=execution.signal,
+        stdout=execution.stdout,
+        stderr=execution.stderr,
+        compile_output=execution.compile_output,
+        stdout_truncated=execution.stdout_truncated,
+        stderr_truncated=execution.stderr_truncated,
+        wall_time_ms=execution.wall_time_ms,
+        cpu_time_ms=execution.cpu_time_ms,
+        memory_kb=execution.memory_kb,
+        limits=execution.limits,
+        message=execution.error,
+        session_id=execution.session_id,
+        created_by=execution.created_by,
+        created_at=execution.created_at,
+        started_at=execution.started_at,
+        finished_at=execution.finished_at,
+    )
+
+
+def _limits(requested: LimitsIn | None) -> Limits:
+    try:
+        return Limits().merged(requested.model_dump(exclude_none=True) if requested else None)
+    except LimitsError as exc:
+        raise InvalidLimits(
+            "Limits outside what this server allows: "
+            + "; ".join(f"{k} {v}" for k, v in exc.fields.items()),
+            errors=[
+                {"field": f"body.limits.{name}", "message": message, "type": "limit"}
+                for name, message in exc.fields.items()
+            ],
+        ) from None
+
+
+def _program(
+    policy: ExecutionPolicy,
+    language: str,
+    files: list[tuple[str, str]],
+    stdin: str,
+    args: list[str],
+) -> Program:
+    found = policy.languages.get(language)
+    if found is None:
+        known = policy.languages.ids()
+        raise UnknownLanguage(
+            f"Unknown language {language!r}; known: {', '.join(known)}.",
+            errors=[{"field": "body.language", "message": "unknown language", "type": "language"}],
+            extra={"known_languages": known},
+        )
+    size = sum(len(content.encode()) for _, content in files)
+    if size > policy.max_source_bytes:
+        raise SourceTooLarge(
+            f"The program is {size} bytes; the limit is {policy.max_source_bytes} bytes."
+        )
+    try:
+        return Program(
+            files=tuple(ProgramFile(name, content) for name, content in files),
+            stdin=stdin,
+            args=tuple(args),
+        )
+    except ProgramError as exc:
+        raise InvalidProgram(str(exc)) from None
+
+
+async def _admit(db: AsyncSession, policy: ExecutionPolicy, user: User) -> None:
+    if policy.sandbox_problem is not None:
+        raise SandboxUnavailable(f"Code cannot run on this server: {policy.sandbox_problem}")
+    if await repository.count_active(db, user.id) >= policy.max_active_per_user:
+        raise ExecutionQuotaExceeded(
+            f"You already have {policy.max_active_per_user} executions queued or running; "
+            "wait for one to finish.",
+            headers={"Retry-After": "1"},
+        )
+
+
+async def _insert(
+    db: AsyncSession,
+    *,
+    user: User,
+    language: str,
+    program: Program,
+    limits: Limits,
+    session_id: uuid.UUID | None,
+    correlation_id: str | None,
+) -> Execution:
+    execution = Execution(
+        language=language,
+        status="queued",
+        files=[{"name": f.name, "content": f.content} for f in program.files],
+        stdin=program.stdin,
+        args=list(program.args),
+        limits=limits.as_dict(),
+        session_id=session_id,
+        created_by=user.id,
+        correlation_id=correlation_id,
+        created_at=_now(),
+    )
+    db.add(execution)
+    await db.flush()
+    return execution
+
+
+async def create(
+    db: AsyncSession,
+    *,
+    user: User,
+    data: ExecutionCreate,
+    policy: ExecutionPolicy,
+    correlation_id: str | None = None,
+) -> Execution:
+    """Accept a program to run. The caller enqueues it once this transaction commits."""
+    if data.session_id is not None:
+        await sessions_service.access(db, session_id=data.session_id, user=user, need="edit")
+    language = policy.languages.get(data.language)
+    files = (
+        [(f.name, f.content) for f in data.files]
+        if data.files is not None
+        else [(language.file_name if language else "main", data.source or "")]
+    )
+    program = _program(policy, data.language, files, data.stdin, data.args)
+    limits = _limits(data.limits)
+    await _admit(db, policy, user)
+    return await _insert(
+        db,
+        user=user,
+        language=data.language,
+        program=program,
+        limits=limits,
+        session_id=data.session_id,
+        correlation_id=correlation_id,
+    )
+
+
+async def run_session(
+    db: AsyncSession,
+    *,
+    user: User,
+    session_id: uuid.UUID,
+    data: SessionRun,
+    policy: ExecutionPolicy,
+    correlation_id: str | None = None,
+) -> Execution:
+    """Run a session's current source in its language (owner, editor)."""
+    session, _ = await sessions_service.access(db, session_id=session_id, user=user, need="edit")
+    language = policy.languages.get(session.language)
+    name = language.file_name if language else "main"
+    program = _program(policy, session.language, [(name, session.source)], data.stdin, data.args)
+    await _admit(db, policy, user)
+    return await _insert(
+        db,
+        user=user,
+        language=session.language,
+        program=program,
+        limits=Limits(),
+        session_id=session_id,
+        correlation_id=correlation_id,
+    )
+
+
+async def _may_see(db: AsyncSession, user: User, execution: Execution) -> bool:
+    if execution.created_by == user.id:
+        return True
+    if execution.session_id is None:
+        return False
+    try:
+        await sessions_service.access(db, session_id=execution.session_id, user=user, need="read")
+    except SessionNotFound:
+        return False
+    return True
+
+
+async def get_visible(db: AsyncSession, *, user: User, execution_id: uuid.UUID) -> Execution:
+    """An execution the caller created, or one of a session they take part in."""
+    execution = await repository.get(db, execution_id)
+    if execution is None or not await _may_see(db, user, execution):
+        raise ExecutionNotFound("No such execution.")
+    return execution
+
+
+async def list_visible(
+    db: AsyncSession,
+    *,
+    user: User,
+    session_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> ExecutionPage:
+    """Newest first: the caller's own executions, or a session's (for its participants)."""
+    if session_id is not None:
+        await sessions_service.access(db, session_id=session_id, user=user, need="read")
+    position = Cursor.decode(cursor) if cursor else None
+    rows = await repository.page(
+        db,
+        created_by=None if session_id is not None else user.id,
+        session_id=session_id,
+        limit=limit + 1,
+        cursor=position,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = Cursor(rows[-1].created_at, rows[-1].id).encode() if more else None
+    return ExecutionPage(items=[to_read(r) for r in rows], next_cursor=next_cursor)
+
+
+async def cancel(db: AsyncSession, *, user: User, execution_id: uuid.UUID) -> bool:
+    """Cancel if still queued or running; True if this call cancelled it. The creator, or
+    an owner/editor of its session, may cancel."""
+    execution = await get_visible(db, user=user, execution_id=execution_id)
+    if execution.created_by != user.id:
+        assert execution.session_id is not None
+        try:
+            await sessions_service.access(
+                db, session_id=execution.session_id, user=user, need="edit"
+            )
+        except PermissionDeniedError:
+            raise PermissionDeniedError(
+                "Only its creator or the session's editors may cancel it."
+            ) from None
+    cancelled = await repository.cancel(db, execution_id, now=_now())
+    await db.refresh(execution)
+    return cancelled
+
+
+def result_values(result: Result) -> dict[str, Any]:
+    return {
+        "status": str(result.status),
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "compile_output": result.compile_output,
+        "stdout_truncated": result.stdout_truncated,
+        "stderr_truncated": result.stderr_truncated,
+        "wall_time_ms": result.wall_time_ms,
+        "cpu_time_ms": result.cpu_time_ms,
+        "memory_kb": result.memory_kb,
+        "error": result.message,
+    }
+
+
+def program_of(execution: Execution) -> tuple[Program, Limits]:
+    program = Program(
+        files=tuple(ProgramFile(f["name"], f["content"]) for f in execution.files),
+        stdin=execution.stdin,
+        args=tuple(execution.args),
+    )
+    return program, Limits(**execution.limits)
