@@ -221,3 +221,13 @@ async def test_delete_takes_invites_and_participants(client: httpx.AsyncClient) 
     assert (await client.get(f"/api/v1/sessions/{sid}", headers=ada)).status_code == 404
     assert (await join(client, bob, link["token"])).status_code == 404
     assert (await client.get("/api/v1/sessions", headers=bob)).json()["items"] == []
+
+
+async def test_query_strings_are_validated_not_rewritten(client: httpx.AsyncClient) -> None:
+    ada = await user(client, "ada")
+    for query in ("limit=0", "limit=101", "limit=abc", "limit=1.5"):
+        response = await client.get(f"/api/v1/sessions?{query}", headers=ada)
+        assert response.status_code == 422, query
+        assert response.json()["errors"][0]["field"] == "query.limit"
+    bad_uuid = await client.get("/api/v1/sandbox/executions?session_id=not-a-uuid", headers=ada)
+    assert bad_uuid.status_code == 422
