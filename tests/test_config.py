@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -126,3 +128,9 @@ def test_serve_refuses_to_start_with_one_line_naming_the_variable() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "JWT_SECRET" in lines[0]
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (Path(__file__).resolve().parent.parent / "env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert {name.upper() for name in Settings.model_fields} <= documented

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
 
     sentry_dsn: str | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    sentry_profiles_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    sentry_send_pii: bool = False
 
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     health_probe_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from coderoom.api.main import create_app_from_env
+from coderoom.auth.deps import CurrentUser
 
 
 def create() -> FastAPI:
@@ -27,5 +28,10 @@ def create() -> FastAPI:
             while not (control / "release").exists():
                 await asyncio.sleep(0.01)
         return {"status": "finished"}
+
+    @app.post("/api/v1/_test/boom")
+    async def boom(user: CurrentUser, body: dict[str, object]) -> None:
+        del body
+        raise RuntimeError(f"boom for {user.id}")
 
     return app

@@ -30,6 +30,7 @@ from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
 from coderoom.executions.backend import EmbeddedBackend
 from coderoom.executions.service import ExecutionPolicy
+from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
 from coderoom.infra.ratelimit import RateLimiter
 from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception:
         await engine.dispose()
         log.critical("app.startup_failed", reason="database unreachable")
+        monitoring.flush()
         raise
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     rate_limiter = RateLimiter.create(settings.redis_url)
@@ -111,6 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await redis.aclose()
         await engine.dispose()
         log.info("app.stopped")
+        monitoring.flush()
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -11,6 +12,8 @@ from starlette.responses import Response
 
 from coderoom.api.problems import error_response, problem_response
 from coderoom.core.errors import ERRORS_BY_STATUS, CoderoomError
+
+log = structlog.get_logger(__name__)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -27,6 +30,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _coderoom_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoderoomError)
+    if exc.status_code >= 500:  # an incident worth an alert; 4xx are the client's business
+        log.error("request.server_error", code=exc.code, status=exc.status_code, detail=exc.detail)
     return error_response(request.scope, exc)
 
 

@@ -26,6 +26,7 @@ from coderoom.core.errors import (
     UnsupportedMediaTypeError,
 )
 from coderoom.core.net import IPNetwork, resolve_client_ip
+from coderoom.infra import sentry as monitoring
 
 access_log = structlog.get_logger("coderoom.access")
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["correlation_id"] = correlation_id
         state["client_ip"] = client_ip
+        monitoring.set_tags(correlation_id=correlation_id)
 
         status_code = 500
 

@@ -11,6 +11,7 @@ from coderoom.auth import service
 from coderoom.auth.errors import InvalidToken
 from coderoom.auth.models import User
 from coderoom.auth.service import AuthConfig
+from coderoom.infra import sentry as monitoring
 from coderoom.infra.dbdeps import DbSession
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login.")
@@ -34,7 +35,8 @@ async def get_current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("Sign in first: send Authorization: Bearer <access token>.")
     user = await service.authenticate(db, config=config, access_token=credentials.credentials)
-    request.state.user_id = str(user.id)  # for the access log and monitoring
+    request.state.user_id = str(user.id)  # for the access log
+    monitoring.set_user(str(user.id))
     return user
 
 

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from coderoom.executions import repository, service
+from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import session_scope
 from coderoom.sandbox import Engine, ProgramError
 from coderoom.sandbox.result import Result, Status
@@ -31,8 +32,13 @@ async def run_execution(
         language = execution.language
         correlation_id = execution.correlation_id
         program, limits = service.program_of(execution)
-    with structlog.contextvars.bound_contextvars(
-        execution_id=str(execution_id), language=language, correlation_id=correlation_id
+    with (
+        structlog.contextvars.bound_contextvars(
+            execution_id=str(execution_id), language=language, correlation_id=correlation_id
+        ),
+        monitoring.job_scope(
+            execution_id=str(execution_id), language=language, correlation_id=correlation_id
+        ),
     ):
         log.info("execution.started")
         try:
