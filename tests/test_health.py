@@ -62,10 +62,33 @@ async def test_ready_runs_the_same_checks(client: httpx.AsyncClient) -> None:
 async def test_redis_up_is_reported(sqlite_url: str) -> None:
     if not tcp_reachable("127.0.0.1", 6379):
         unavailable("Redis", "127.0.0.1:6379 refused")
-    async with running(make_settings(database_url=sqlite_url, redis_url=REDIS_URL)) as c:
+    settings = make_settings(database_url=sqlite_url, redis_url=REDIS_URL, run_worker=True)
+    async with running(settings) as c:
         body = (await c.get("/api/v1/health")).json()
+        deadline = asyncio.get_running_loop().time() + 30
+        while body["services"]["queue"].get("workers", 0) < 1:  # the worker registers itself
+            assert asyncio.get_running_loop().time() < deadline, body
+            await asyncio.sleep(0.1)
+            body = (await c.get("/api/v1/health")).json()
     assert body["services"]["redis"]["status"] == "up"
+    assert body["services"]["queue"]["status"] == "up"
     assert body["status"] == "ok"
+
+
+async def test_redis_without_a_live_worker_is_degraded(sqlite_url: str) -> None:
+    if not tcp_reachable("127.0.0.1", 6379):
+        unavailable("Redis", "127.0.0.1:6379 refused")
+    async with running(
+        make_settings(database_url=sqlite_url, redis_url="redis://127.0.0.1:6379/12")
+    ) as c:
+        response = await c.get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.json()["services"]["queue"] == {
+        "status": "down",
+        "depth": 0,
+        "workers": 0,
+        "error": "no live worker",
+    }
 
 
 async def test_redis_down_degrades_health_to_503(sqlite_url: str) -> None:

@@ -39,7 +39,7 @@ class Ingest:
                 elif encoding == "deflate":
                     raw = zlib.decompress(raw)
                 elif encoding == "br":
-                    import brotli  # type: ignore[import-not-found]
+                    import brotli
 
                     raw = brotli.decompress(raw)
                 ingest.envelopes.append(raw)

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     execution_max_active_per_user: int = Field(default=4, ge=1)
     execution_max_source_bytes: int = Field(default=256 * 1024, ge=1024)
 
+    queue_max_depth: int = Field(default=1000, ge=1)
+    worker_concurrency: int | None = Field(default=None, ge=1, le=256)
+    worker_heartbeat_seconds: int = Field(default=5, ge=1)
+    worker_sweep_seconds: int = Field(default=5, ge=1)
+    worker_reconcile_seconds: float = Field(default=10.0, gt=0)
+    run_worker: bool = False  # `serve --with-worker`: a worker inside the API process
+
     rate_limit_enabled: bool = True
     rate_limit_api: str = "100/15minutes"
     rate_limit_auth: str = "5/15minutes"

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
-from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from coderoom import __version__
@@ -28,13 +27,16 @@ from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
-from coderoom.executions.backend import EmbeddedBackend
+from coderoom.executions.backend import EmbeddedBackend, ExecutionBackend
+from coderoom.executions.queue_backend import QueueBackend
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.queue import make_queue, make_redis
 from coderoom.infra.ratelimit import RateLimiter
 from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
 from coderoom.sessions import endpoints as sessions_endpoints
+from coderoom.worker.main import run_worker
 
 API_PREFIX = "/api/v1"
 CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
@@ -66,18 +68,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.critical("app.startup_failed", reason="database unreachable")
         monitoring.flush()
         raise
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = make_redis(settings.redis_url) if settings.redis_url else None
     rate_limiter = RateLimiter.create(settings.redis_url)
     sessionmaker = create_sessionmaker(engine)
     languages = await asyncio.to_thread(LanguageRegistry.default)
     sandbox = Engine(registry=languages, concurrency=settings.execution_concurrency)
     sandbox_problem = None
-    try:
-        await asyncio.to_thread(sandbox.check)
-    except SandboxUnavailable as exc:
-        sandbox_problem = str(exc)
-        log.error("sandbox.unavailable", reason=sandbox_problem)
-    backend = EmbeddedBackend(sessionmaker, sandbox, concurrency=sandbox.concurrency)
+    backend: ExecutionBackend
+    worker: asyncio.Task[None] | None = None
+    stop_worker = asyncio.Event()
+    if settings.redis_url is not None:
+        # Scale-out: jobs go through Redis to `coderoom worker` processes (or one in here).
+        backend = QueueBackend(
+            make_queue(settings.redis_url), heartbeat_seconds=settings.worker_heartbeat_seconds
+        )
+        if settings.run_worker:
+            worker = asyncio.create_task(
+                run_worker(settings, stop=stop_worker, handle_signals=False)
+            )
+    else:
+        try:
+            await asyncio.to_thread(sandbox.check)
+        except SandboxUnavailable as exc:
+            sandbox_problem = str(exc)
+            log.error("sandbox.unavailable", reason=sandbox_problem)
+        backend = EmbeddedBackend(sessionmaker, sandbox, concurrency=sandbox.concurrency)
     app.state.coderoom = AppState(
         settings=settings,
         engine=engine,
@@ -107,6 +122,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         # Runs after the server has drained in-flight requests (graceful shutdown).
+        if worker is not None:
+            stop_worker.set()
+            await asyncio.gather(worker, return_exceptions=True)
         await backend.stop(settings.shutdown_grace_seconds)
         await rate_limiter.close()
         if redis is not None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from coderoom import __version__
 from coderoom.api.deps import State
+from coderoom.executions.queue_backend import QueueBackend
 from coderoom.infra.db import ping
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -23,10 +24,18 @@ class ServiceHealth(BaseModel):
     error: str | None = None
 
 
+class QueueHealth(BaseModel):
+    status: Literal["up", "down", "disabled"]
+    depth: int | None = None
+    workers: int | None = None
+    error: str | None = None
+
+
 class Services(BaseModel):
     database: ServiceHealth
     redis: ServiceHealth
     sandbox: ServiceHealth
+    queue: QueueHealth
 
 
 class Health(BaseModel):
@@ -53,6 +62,21 @@ async def _probe(check: Callable[[], Awaitable[object]], limit: float) -> Servic
     return ServiceHealth(status="up", latency_ms=round((time.perf_counter() - start) * 1000, 2))
 
 
+async def _queue_health(state: State, limit: float) -> QueueHealth:
+    backend = state.backend
+    if not isinstance(backend, QueueBackend):
+        return QueueHealth(status="disabled", depth=await backend.depth())
+    try:
+        async with asyncio.timeout(limit):
+            depth, workers = await backend.depth(), await backend.live_workers()
+    except Exception as exc:  # noqa: BLE001 - Redis down or slow: report, never raise
+        return QueueHealth(status="down", error=type(exc).__name__)
+    # No live worker means accepted executions would wait forever: degraded.
+    status: Literal["up", "down"] = "up" if workers > 0 else "down"
+    error = None if workers else "no live worker"
+    return QueueHealth(status=status, depth=depth, workers=workers, error=error)
+
+
 async def check_health(state: State) -> Health:
     timeout = state.settings.health_probe_timeout_seconds
     redis = state.redis
@@ -64,15 +88,16 @@ async def check_health(state: State) -> Health:
         database, redis_health = await asyncio.gather(
             database_check, _probe(lambda: redis.ping(), timeout)
         )
+    queue = await _queue_health(state, timeout)
     problem = state.executions.sandbox_problem
     sandbox = ServiceHealth(status="down", error=problem) if problem else ServiceHealth(status="up")
-    degraded = "down" in (database.status, redis_health.status, sandbox.status)
+    degraded = "down" in (database.status, redis_health.status, sandbox.status, queue.status)
     return Health(
         status="degraded" if degraded else "ok",
         version=__version__,
         environment=state.settings.environment.value,
         uptime_seconds=round(state.uptime_seconds, 3),
-        services=Services(database=database, redis=redis_health, sandbox=sandbox),
+        services=Services(database=database, redis=redis_health, sandbox=sandbox, queue=queue),
     )
 
 

@@ -38,6 +38,7 @@ def run_server(settings: Settings, *, factory: str = DEFAULT_FACTORY) -> None:
     # overrides (--host/--port come from the command line, not the environment).
     os.environ["HOST"] = settings.host
     os.environ["PORT"] = str(settings.port)
+    os.environ["RUN_WORKER"] = "true" if settings.run_worker else "false"
     uvicorn.run(
         factory,
         factory=True,
@@ -57,16 +58,29 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT, 4000).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: 1).")] = None,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--with-worker", help="Also run an execution worker in this process (needs REDIS_URL)."
+        ),
+    ] = False,
 ) -> None:
     """Run the API server."""
     from coderoom.cli import load_settings
 
     settings = load_settings()
-    overrides = {
+    overrides: dict[str, object] = {
         key: value
         for key, value in {"host": host, "port": port, "workers": workers}.items()
         if value is not None
     }
+    if with_worker:
+        if settings.redis_url is None:
+            typer.echo(
+                "coderoom: --with-worker needs REDIS_URL (the queue lives in Redis)", err=True
+            )
+            raise typer.Exit(2)
+        overrides["run_worker"] = True
     if overrides:
         settings = settings.model_copy(update=overrides)
     run_server(settings)

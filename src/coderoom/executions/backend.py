@@ -22,13 +22,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from coderoom.executions import repository
-from coderoom.executions.jobs import run_execution
+from coderoom.executions.jobs import MAX_ATTEMPTS, run_execution
 from coderoom.infra.db import session_scope
 from coderoom.sandbox import Engine
 
 log = structlog.get_logger(__name__)
-
-MAX_ATTEMPTS = 2
 
 
 class ExecutionBackend(Protocol):
@@ -36,7 +34,7 @@ class ExecutionBackend(Protocol):
 
     async def stop(self, grace_seconds: float) -> None: ...
 
-    async def submit(self, execution_id: uuid.UUID) -> None:
+    async def submit(self, execution_id: uuid.UUID, correlation_id: str | None = None) -> None:
         """Queue a committed execution."""
 
     async def wait(self, execution_id: uuid.UUID, seconds: float) -> bool:
@@ -45,7 +43,7 @@ class ExecutionBackend(Protocol):
     async def cancel(self, execution_id: uuid.UUID) -> None:
         """Stop it if it is running (its row is already marked cancelled)."""
 
-    def depth(self) -> int:
+    async def depth(self) -> int:
         """Executions waiting for a free slot."""
 
 
@@ -89,7 +87,8 @@ class EmbeddedBackend:
             log.warning("executions.requeued_on_shutdown", count=len(interrupted))
         await self.engine.drain()
 
-    async def submit(self, execution_id: uuid.UUID) -> None:
+    async def submit(self, execution_id: uuid.UUID, correlation_id: str | None = None) -> None:
+        del correlation_id  # the job reads it from the row
         self._done.setdefault(execution_id, asyncio.Event())
         if self._accepting:
             self._queue.put_nowait(execution_id)
@@ -108,7 +107,7 @@ class EmbeddedBackend:
         if task is not None:
             task.cancel()  # the engine kills the sandbox on cancellation
 
-    def depth(self) -> int:
+    async def depth(self) -> int:
         return self._queue.qsize()
 
     async def _fail(self, execution_id: uuid.UUID, error: BaseException | None) -> None:

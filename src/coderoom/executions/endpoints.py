@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 
 from coderoom.auth.deps import CurrentUser
 from coderoom.core.text import Identifier
 from coderoom.executions import service
 from coderoom.executions.backend import ExecutionBackend
+from coderoom.executions.errors import QueueFull, QueueUnavailable
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
     TERMINAL,
@@ -22,6 +24,9 @@ from coderoom.executions.schemas import (
 )
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.queue import QueueError
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["executions"])
 Wait = Annotated[bool, Query(description="Answer when the run is over (or after the wait cap).")]
@@ -37,16 +42,37 @@ def _backend(request: Request) -> ExecutionBackend:
     return backend
 
 
+async def _check_queue(request: Request) -> None:
+    """Past the queue's cap, refuse new work (503) rather than build an unbounded backlog."""
+    cap = request.app.state.coderoom.settings.queue_max_depth
+    try:
+        depth = await _backend(request).depth()
+    except QueueError:
+        raise QueueUnavailable(
+            "The execution queue is unreachable; try again shortly.", headers={"Retry-After": "5"}
+        ) from None
+    if depth >= cap:
+        raise QueueFull(
+            f"{cap} executions are already waiting; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
+
 async def _respond(
     request: Request, db: DbSession, execution: Execution, response: Response, wait: bool
 ) -> ExecutionRead:
     """Commit, enqueue, and answer 202 at once, or 200 when `wait` and the run ends in time."""
     await db.commit()  # a job is only enqueued once its row is committed
     backend = _backend(request)
-    await backend.submit(execution.id)
-    if wait:
-        await backend.wait(execution.id, request.app.state.coderoom.settings.execution_wait_seconds)
-        await db.refresh(execution)
+    try:
+        await backend.submit(execution.id, correlation_id=execution.correlation_id)
+        if wait:
+            seconds = request.app.state.coderoom.settings.execution_wait_seconds
+            await backend.wait(execution.id, seconds)
+    except QueueError as exc:
+        # Accepted and committed: the workers' reconciler queues it once Redis is back.
+        log.error("executions.enqueue_failed", execution_id=str(execution.id), error=repr(exc))
+    await db.refresh(execution)
     response.headers["Location"] = f"/api/v1/sandbox/executions/{execution.id}"
     response.status_code = status.HTTP_200_OK if execution.status in TERMINAL else 202
     return service.to_read(execution)
@@ -82,6 +108,7 @@ async def create_execution(
     wait: Wait = False,
 ) -> ExecutionRead:
     """Run a program: `source` (one file) or `files` (the first is the entry point)."""
+    await _check_queue(request)
     execution = await service.create(
         db,
         user=user,
@@ -120,7 +147,10 @@ async def cancel_execution(
     is returned unchanged."""
     if await service.cancel(db, user=user, execution_id=execution_id):
         await db.commit()
-        await _backend(request).cancel(execution_id)
+        try:
+            await _backend(request).cancel(execution_id)
+        except QueueError as exc:  # the row says cancelled: a worker will not start it
+            log.error("executions.abort_failed", execution_id=str(execution_id), error=repr(exc))
     return service.to_read(await service.get_visible(db, user=user, execution_id=execution_id))
 
 
@@ -140,6 +170,7 @@ async def run_session(
     wait: Wait = False,
 ) -> ExecutionRead:
     """Run the session's current source (owner, editor)."""
+    await _check_queue(request)
     execution = await service.run_session(
         db,
         user=user,

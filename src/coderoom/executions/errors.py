@@ -39,3 +39,7 @@ class SandboxUnavailable(ServiceUnavailableError):
 
 class QueueFull(ServiceUnavailableError):
     code = "queue_full"
+
+
+class QueueUnavailable(ServiceUnavailableError):
+    code = "queue_unavailable"

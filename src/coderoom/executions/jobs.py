@@ -21,16 +21,38 @@ from coderoom.sandbox.result import Result, Status
 log = structlog.get_logger(__name__)
 
 
+MAX_ATTEMPTS = 2
+
+
 async def run_execution(
-    sessionmaker: async_sessionmaker[AsyncSession], engine: Engine, execution_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: Engine,
+    execution_id: uuid.UUID,
+    *,
+    retry: bool = False,
+    correlation_id: str | None = None,
 ) -> None:
+    """Run one execution. `retry`: the previous attempt's worker died, take over its row."""
     async with session_scope(sessionmaker) as db:
-        if not await repository.claim(db, execution_id, now=datetime.now(UTC)):
-            return  # cancelled, or already taken: nothing to do
+        now = datetime.now(UTC)
+        if not await repository.claim(db, execution_id, now=now, retry=retry):
+            return  # cancelled, finished, or running elsewhere: nothing to do
         execution = await repository.get(db, execution_id)
         assert execution is not None
+        if execution.attempts > MAX_ATTEMPTS:
+            await repository.finish(
+                db,
+                execution_id,
+                values={
+                    "status": "internal_error",
+                    "error": f"the worker running it stopped {MAX_ATTEMPTS} times; not retried",
+                },
+                now=now,
+            )
+            log.error("execution.gave_up", execution_id=str(execution_id))
+            return
         language = execution.language
-        correlation_id = execution.correlation_id
+        correlation_id = execution.correlation_id or correlation_id
         program, limits = service.program_of(execution)
     with (
         structlog.contextvars.bound_contextvars(

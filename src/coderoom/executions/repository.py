@@ -54,11 +54,18 @@ async def page(
     return list((await db.execute(query)).scalars())
 
 
-async def claim(db: AsyncSession, execution_id: uuid.UUID, *, now: datetime) -> bool:
-    """queued → running, if still queued. The same execution never runs twice at once."""
+async def claim(
+    db: AsyncSession, execution_id: uuid.UUID, *, now: datetime, retry: bool = False
+) -> bool:
+    """queued → running, if still queued. The same execution never runs twice at once.
+
+    `retry`: the queue re-delivered the job because the worker running it died; the row it
+    left `running` may be taken over.
+    """
+    allowed = ("queued", "running") if retry else ("queued",)
     result = await db.execute(
         update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "queued")
+        .where(Execution.id == execution_id, Execution.status.in_(allowed))
         .values(status="running", started_at=now, attempts=Execution.attempts + 1)
         .execution_options(synchronize_session=False)
     )
@@ -122,3 +129,46 @@ async def recover(db: AsyncSession, *, max_attempts: int, now: datetime) -> list
         select(Execution.id).where(Execution.status == "queued").order_by(Execution.created_at)
     )
     return list(result.scalars())
+
+
+async def waiting(db: AsyncSession, *, older_than: datetime) -> list[uuid.UUID]:
+    result = await db.execute(
+        select(Execution.id)
+        .where(Execution.status == "queued", Execution.created_at < older_than)
+        .order_by(Execution.created_at)
+    )
+    return list(result.scalars())
+
+
+async def stale_running(db: AsyncSession, *, started_before: datetime) -> list[uuid.UUID]:
+    result = await db.execute(
+        select(Execution.id).where(
+            Execution.status == "running", Execution.started_at < started_before
+        )
+    )
+    return list(result.scalars())
+
+
+async def revive(
+    db: AsyncSession, execution_id: uuid.UUID, *, max_attempts: int, now: datetime
+) -> bool:
+    """A run nobody is doing any more: back to queued, or internal_error past the cap."""
+    failed = await db.execute(
+        update(Execution)
+        .where(
+            Execution.id == execution_id,
+            Execution.status == "running",
+            Execution.attempts >= max_attempts,
+        )
+        .values(status="internal_error", finished_at=now, error="lost by its worker; not retried")
+        .execution_options(synchronize_session=False)
+    )
+    if failed.rowcount:  # type: ignore[attr-defined]
+        return False
+    requeued = await db.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status == "running")
+        .values(status="queued", started_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(requeued.rowcount)  # type: ignore[attr-defined]
