@@ -91,7 +91,9 @@ async def bare() -> None:
     assert out == b"1\n"
 
 
-def api_runner(client: httpx.AsyncClient, base: str, headers: dict[str, str]) -> Callable[[], Awaitable[None]]:
+def api_runner(
+    client: httpx.AsyncClient, base: str, headers: dict[str, str]
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         response = await client.post(
             f"{base}/sandbox/executions?wait=true",
@@ -135,7 +137,10 @@ async def register(base: str) -> dict[str, str]:
         body = (
             await client.post(
                 f"{base}/auth/register",
-                json={"email": f"b-{uuid.uuid4().hex[:8]}@example.com", "password": "bench-password-1"},
+                json={
+                    "email": f"b-{uuid.uuid4().hex[:8]}@example.com",
+                    "password": "bench-password-1",
+                },
             )
         ).json()
     return {"Authorization": f"Bearer {body['access_token']}"}
@@ -156,7 +161,9 @@ async def drain(base: str, headers: dict[str, str], count: int) -> float:
         pending = set(ids)
         while pending:
             for eid in list(pending):
-                body = (await client.get(f"{base}/sandbox/executions/{eid}", headers=headers)).json()
+                body = (
+                    await client.get(f"{base}/sandbox/executions/{eid}", headers=headers)
+                ).json()
                 if body["status"] not in ("queued", "running"):
                     pending.discard(eid)
             if pending:
@@ -182,7 +189,13 @@ async def main(runs: int, total: int, backlog: int) -> None:
         # (c) embedded
         db = work / "bench.sqlite3"
         env_c = {"DATABASE_URL": f"sqlite:///{db}", "PORT": str(free_port()), "HOST": "127.0.0.1"}
-        subprocess.run([sys.executable, "-m", "coderoom", "migrate"], env={**os.environ, **COMMON_ENV, **env_c}, cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "coderoom", "migrate"],
+            env={**os.environ, **COMMON_ENV, **env_c},
+            cwd=work,
+            check=True,
+            capture_output=True,
+        )
         server = spawn(["serve"], env_c, work)
         base = f"http://127.0.0.1:{env_c['PORT']}/api/v1"
         try:
@@ -201,7 +214,10 @@ async def main(runs: int, total: int, backlog: int) -> None:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
         redis_port = free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
         env_d = {
             "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
@@ -210,27 +226,42 @@ async def main(runs: int, total: int, backlog: int) -> None:
         }
         procs = []
         try:
-            subprocess.run([sys.executable, "-m", "coderoom", "migrate"], env={**os.environ, **COMMON_ENV, **env_d}, cwd=work, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "coderoom", "migrate"],
+                env={**os.environ, **COMMON_ENV, **env_d},
+                cwd=work,
+                check=True,
+                capture_output=True,
+            )
             procs.append(spawn(["serve"], env_d, work))
             procs.append(spawn(["worker"], env_d, work))
             base = f"http://127.0.0.1:{env_d['PORT']}/api/v1"
             await wait_http(f"{base}/health/live")
             async with httpx.AsyncClient() as client:
                 for _ in range(300):
-                    if (await client.get(f"{base}/health")).json()["services"]["queue"].get("workers"):
+                    if (
+                        (await client.get(f"{base}/health"))
+                        .json()["services"]["queue"]
+                        .get("workers")
+                    ):
                         break
                     await asyncio.sleep(0.1)
             headers = await register(base)
             async with httpx.AsyncClient(timeout=60) as client:
                 run = api_runner(client, base, headers)
-                rows["(d) API + Redis + worker"] = (*await sequential(run, runs), await burst(run, total))
+                rows["(d) API + Redis + worker"] = (
+                    *await sequential(run, runs),
+                    await burst(run, total),
+                )
             drains = {}
             if backlog:
                 drains["1 worker"] = await drain(base, headers, backlog)
                 procs.append(spawn(["worker"], env_d, work))
                 async with httpx.AsyncClient() as client:
                     for _ in range(300):
-                        if (await client.get(f"{base}/health")).json()["services"]["queue"].get("workers", 0) >= 2:
+                        if (await client.get(f"{base}/health")).json()["services"]["queue"].get(
+                            "workers", 0
+                        ) >= 2:
                             break
                         await asyncio.sleep(0.1)
                 drains["2 workers"] = await drain(base, headers, backlog)
@@ -245,12 +276,16 @@ async def main(runs: int, total: int, backlog: int) -> None:
             await admin.close()
 
     a50, _, a_rps = rows["(a) bare bwrap"]
-    print(f"python hello world; sequential runs: {runs}; burst: {total} at concurrency 8; {os.cpu_count()} CPUs")
+    print(
+        f"python hello world; sequential runs: {runs}; burst: {total} at concurrency 8; {os.cpu_count()} CPUs"
+    )
     print(f"{'':28}{'p50 ms':>9}{'p95 ms':>9}{'x (a)':>8}{'req/s':>9}{'% of (a)':>10}")
     for label, (p50, p95, rps) in rows.items():
         print(f"{label:28}{p50:9.1f}{p95:9.1f}{p50 / a50:8.2f}{rps:9.1f}{100 * rps / a_rps:9.0f}%")
     for label, seconds in drains.items():
-        print(f"backlog of {backlog}, {label}: {seconds:.1f} s ({1000 * seconds / backlog:.1f} ms per execution)")
+        print(
+            f"backlog of {backlog}, {label}: {seconds:.1f} s ({1000 * seconds / backlog:.1f} ms per execution)"
+        )
 
 
 if __name__ == "__main__":

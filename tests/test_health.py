@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from coderoom import __version__, migrations
-from coderoom.api import create_app
-from coderoom.config import Settings
 from tests.conftest import make_settings
+from tests.support.app import running
 from tests.support.services import (
     POSTGRES_ADMIN_URL,
     REDIS_URL,
@@ -24,15 +20,6 @@ from tests.support.services import (
     tcp_reachable,
     unavailable,
 )
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application: FastAPI = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 async def test_health_reports_database_up_and_redis_disabled(client: httpx.AsyncClient) -> None:

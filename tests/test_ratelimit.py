@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 import structlog
-from fastapi import FastAPI
 
-from coderoom.api import create_app
-from coderoom.config import Settings
 from tests.conftest import make_settings
+from tests.support.app import running
 from tests.support.server import Server, wait_until
 from tests.support.services import REDIS_URL, free_port, tcp_reachable, unavailable
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application: FastAPI = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.core.pagination import Cursor
 from coderoom.executions.models import Execution
+from coderoom.infra.orm import newest_first
 
 ACTIVE = ("queued", "running")
 
@@ -37,20 +38,17 @@ async def page(
     limit: int,
     cursor: Cursor | None,
 ) -> list[Execution]:
-    query = (
-        select(Execution).order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
+    query = newest_first(
+        select(Execution),
+        Execution.created_at,
+        Execution.id,
+        limit=limit,
+        after=(cursor.at, cursor.id) if cursor else None,
     )
     if created_by is not None:
         query = query.where(Execution.created_by == created_by)
     if session_id is not None:
         query = query.where(Execution.session_id == session_id)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                Execution.created_at < cursor.at,
-                and_(Execution.created_at == cursor.at, Execution.id < cursor.id),
-            )
-        )
     return list((await db.execute(query)).scalars())
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coderoom.core.text import Identifier, RawCode
+from coderoom.executions.models import STATUSES
 
 Status = Literal[
     "queued",
@@ -22,18 +23,7 @@ Status = Literal[
     "internal_error",
     "cancelled",
 ]
-TERMINAL = frozenset(
-    {
-        "succeeded",
-        "failed",
-        "compile_error",
-        "timed_out",
-        "memory_exceeded",
-        "output_exceeded",
-        "internal_error",
-        "cancelled",
-    }
-)
+TERMINAL = frozenset(STATUSES) - {"queued", "running"}
 
 
 class FileIn(BaseModel):

@@ -13,16 +13,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from coderoom.infra.db import session_scope
+
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.coderoom.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(sessionmaker) as session:
+        yield session
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Uuid
+from sqlalchemy import DateTime, MetaData, Select, Uuid, and_, or_
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names make migrations reproducible and batch mode (SQLite) possible.
@@ -64,3 +64,18 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
     )
+
+
+def newest_first(
+    query: Select[Any],
+    at: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[uuid.UUID],
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Select[Any]:
+    """Keyset pagination on (timestamp, id), newest first, resuming after a cursor."""
+    query = query.order_by(at.desc(), ident.desc()).limit(limit)
+    if after is not None:
+        query = query.where(or_(at < after[0], and_(at == after[0], ident < after[1])))
+    return query

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.core.pagination import Cursor
+from coderoom.infra.orm import newest_first
 from coderoom.sessions.models import CodingSession, Invite, Participant
 
 
@@ -36,20 +37,15 @@ async def participants(db: AsyncSession, session_ids: list[uuid.UUID]) -> list[P
 async def list_for_user(
     db: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: Cursor | None
 ) -> list[CodingSession]:
-    query = (
+    query = newest_first(
         select(CodingSession)
         .join(Participant, Participant.session_id == CodingSession.id)
-        .where(Participant.user_id == user_id)
-        .order_by(CodingSession.last_activity_at.desc(), CodingSession.id.desc())
-        .limit(limit)
+        .where(Participant.user_id == user_id),
+        CodingSession.last_activity_at,
+        CodingSession.id,
+        limit=limit,
+        after=(cursor.at, cursor.id) if cursor else None,
     )
-    if cursor is not None:
-        query = query.where(
-            or_(
-                CodingSession.last_activity_at < cursor.at,
-                and_(CodingSession.last_activity_at == cursor.at, CodingSession.id < cursor.id),
-            )
-        )
     return list((await db.execute(query)).scalars())
 
 
