@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from coderoom.sandbox import Engine, Limits, Program, Status
+from tests.support.services import unavailable
 
 
 def sh(source: str) -> Program:
@@ -156,7 +157,7 @@ async def test_runs_as_an_unprivileged_user(engine: Engine) -> None:
 async def test_runs_leave_no_process_in_any_cgroup(engine: Engine) -> None:
     manager = engine.cgroups
     if manager is None:
-        pytest.skip("no cgroups on this machine")
+        unavailable("cgroups", "no usable cgroup hierarchy on this machine")
     await engine.run("python", py("x = bytearray(2**30)"), Limits(memory_mb=32))
     await engine.run("bash", sh(":(){ :|:& };:"), Limits(wall_time_ms=1000))
     await engine.drain()

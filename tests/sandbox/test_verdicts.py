@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from coderoom.sandbox import Engine, Limits, Program, Status
 from coderoom.sandbox.policy import CompileLimits
 from tests.sandbox.conftest import REGISTRY
+from tests.support.services import unavailable
 
 
 def py(source: str, **kwargs: object) -> Program:
@@ -122,8 +121,13 @@ async def test_fork_bomb_leaves_the_host_healthy(engine: Engine) -> None:
     assert after.stdout == "alive\n"
 
 
-@pytest.mark.skipif("c" not in REGISTRY.ids(), reason="no C compiler")
+def need_c() -> None:
+    if "c" not in REGISTRY.ids():
+        unavailable("A C compiler", "gcc not found")
+
+
 async def test_compile_output_bomb_is_capped() -> None:
+    need_c()
     engine = Engine(registry=REGISTRY, compile_limits=CompileLimits(output_kb=4))
     source = "\n".join(f"#warning flood {i}" for i in range(20000)) + "\nint main(){}"
     result = await engine.run("c", Program.single("main.c", source))
@@ -131,8 +135,8 @@ async def test_compile_output_bomb_is_capped() -> None:
     assert len(result.compile_output) < 8 * 1024
 
 
-@pytest.mark.skipif("c" not in REGISTRY.ids(), reason="no C compiler")
 async def test_compile_that_never_ends_is_stopped() -> None:
+    need_c()
     engine = Engine(
         registry=REGISTRY, compile_limits=CompileLimits(wall_time_ms=1500, cpu_time_ms=1000)
     )

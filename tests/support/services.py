@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
+from typing import NoReturn
 
 import asyncpg
 import pytest
@@ -20,7 +21,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def unavailable(what: str, why: str) -> None:
+def unavailable(what: str, why: str) -> NoReturn:
     message = f"{what} is not reachable ({why})"
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI requires it", pytrace=False)
