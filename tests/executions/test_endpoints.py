@@ -254,3 +254,36 @@ async def test_history_pages_newest_first(client: httpx.AsyncClient) -> None:
         )
     ).json()
     assert [e["id"] for e in rest["items"]] == [ids[0]]
+
+
+async def test_nul_is_refused_in_code_and_replaced_in_output(client: httpx.AsyncClient) -> None:
+    ada = await user(client, "ada")
+    for body in (
+        {"source": "print(1)\x00"},
+        {"source": "print(1)", "stdin": "\x00"},
+        {"source": "1", "args": ["a\x00"]},
+    ):
+        response = await run(client, ada, **body)
+        assert response.status_code == 422, body
+    session = await client.post(
+        "/api/v1/sessions",
+        json={"title": "t", "language": "python", "source": "x\x00"},
+        headers=ada,
+    )
+    assert session.status_code == 422
+    printed = (await run(client, ada, source="import sys; sys.stdout.write('a\\x00b')")).json()
+    assert (printed["status"], printed["stdout"]) == ("succeeded", "a\ufffdb")
+
+
+async def test_lone_surrogates_are_refused_everywhere(client: httpx.AsyncClient) -> None:
+    ada = await user(client, "ada")
+    json_headers = {**ada, "Content-Type": "application/json"}
+    bodies = [
+        ("/api/v1/sandbox/executions", '{"language": "python", "source": "print(1) \\ud800"}'),
+        ("/api/v1/sessions", '{"title": "t \\udfff", "language": "python"}'),
+        ("/api/v1/auth/register", '{"email": "s@example.com", "password": "long-enough-\\ud800"}'),
+        ("/api/v1/auth/login", '{"email": "s@example.com", "password": "x\\ud800"}'),
+    ]
+    for path, raw in bodies:
+        response = await client.post(path, content=raw.encode(), headers=json_headers)
+        assert response.status_code == 422, (path, response.text)

@@ -6,7 +6,8 @@
   and entities are decoded back so "Tom & Jerry" stays "Tom & Jerry". No markup survives:
   the result is plain text that a client must still render as text, never as HTML.
 - `RawCode`: program source, stdin, arguments, file contents and output. Stored and
-  returned byte for byte; never sanitized, trimmed or normalised.
+  returned byte for byte; never sanitized, trimmed or normalised. The one thing refused
+  (422, never rewritten) is the NUL character, which PostgreSQL text cannot store.
 """
 
 from __future__ import annotations
@@ -42,11 +43,34 @@ def sanitize_plain_text(value: str) -> str:
     return text.strip()
 
 
+def _encodable(value: str) -> str:
+    """JSON can smuggle lone surrogates (\\ud800) that no database or hash can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # Refused, not rewritten: PostgreSQL text cannot hold NUL, and code is never altered.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return _encodable(value)
+
+
 PlainText = Annotated[
-    str, AfterValidator(sanitize_plain_text), Field(json_schema_extra={"x-text-kind": "plain"})
+    str,
+    AfterValidator(_encodable),
+    AfterValidator(sanitize_plain_text),
+    Field(json_schema_extra={"x-text-kind": "plain"}),
 ]
-RawCode = Annotated[str, Field(json_schema_extra={"x-text-kind": "code"})]
+RawCode = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"x-text-kind": "code"})]
 #: Passwords and tokens: compared or hashed exactly as sent, never sanitized, never logged.
-SecretText = Annotated[str, Field(json_schema_extra={"x-text-kind": "secret"})]
+SecretText = Annotated[
+    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "secret"})
+]
 #: Machine-readable values with their own validation (emails, language ids, cursors).
-Identifier = Annotated[str, Field(json_schema_extra={"x-text-kind": "identifier"})]
+Identifier = Annotated[
+    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "identifier"})
+]

@@ -285,20 +285,26 @@ async def cancel(db: AsyncSession, *, user: User, execution_id: uuid.UUID) -> bo
     return cancelled
 
 
+def _storable(text: str) -> str:
+    """Program output as the database can hold it: NUL becomes U+FFFD (PostgreSQL text
+    cannot store NUL; everything else is kept exactly)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def result_values(result: Result) -> dict[str, Any]:
     return {
         "status": str(result.status),
         "exit_code": result.exit_code,
         "signal": result.signal,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "compile_output": result.compile_output,
+        "stdout": _storable(result.stdout),
+        "stderr": _storable(result.stderr),
+        "compile_output": _storable(result.compile_output),
         "stdout_truncated": result.stdout_truncated,
         "stderr_truncated": result.stderr_truncated,
         "wall_time_ms": result.wall_time_ms,
         "cpu_time_ms": result.cpu_time_ms,
         "memory_kb": result.memory_kb,
-        "error": result.message,
+        "error": _storable(result.message) if result.message else None,
     }
 
 
