@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coderoom.infra.orm import Base, UTCDateTime, UUIDPrimaryKey, utcnow
 
-STATUSES = (
+ExecutionStatus = Literal[
     "queued",
     "running",
     "succeeded",
@@ -22,7 +22,8 @@ STATUSES = (
     "output_exceeded",
     "internal_error",
     "cancelled",
-)
+]
+STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
 
 
 class Execution(UUIDPrimaryKey, Base):

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coderoom.core.text import Identifier, RawCode
-from coderoom.executions.models import STATUSES
+from coderoom.executions.models import STATUSES, ExecutionStatus
 
-Status = Literal[
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "compile_error",
-    "timed_out",
-    "memory_exceeded",
-    "output_exceeded",
-    "internal_error",
-    "cancelled",
-]
+Status = ExecutionStatus
 TERMINAL = frozenset(STATUSES) - {"queued", "running"}
 
 
