@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 # System packages the service and its tests use.
-# bubblewrap and libseccomp2 are the sandbox; without them no code runs.
+# bubblewrap and libseccomp2 are the sandbox; without them no code runs. gcc (with the C
+# library's headers) also builds the sandbox launcher.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2)
 
 missing=()
@@ -44,4 +45,6 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   -c constraints.txt -e '.[dev]'
+# The sandbox launcher is a small C program (see src/coderoom/sandbox/launcher.c).
+"$VENV/bin/python" -c "from coderoom.sandbox.launcher import ensure_built; ensure_built()"
 echo "bootstrap: ready"

@@ -72,7 +72,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     rate_limiter = RateLimiter.create(settings.redis_url)
     sessionmaker = create_sessionmaker(engine)
     languages = await asyncio.to_thread(LanguageRegistry.default)
-    sandbox = Engine(registry=languages, concurrency=settings.execution_concurrency)
+    sandbox = Engine(
+        registry=languages,
+        concurrency=settings.execution_concurrency,
+        uid_base=settings.sandbox_uid_base,
+    )
     sandbox_problem = None
     backend: ExecutionBackend
     worker: asyncio.Task[None] | None = None

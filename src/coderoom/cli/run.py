@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from coderoom.infra.logging import configure_logging
-from coderoom.sandbox import Engine, Limits, LimitsError, Program, ProgramError, SandboxUnavailable
+from coderoom.sandbox import (
+    Engine,
+    Limits,
+    LimitsError,
+    Program,
+    ProgramError,
+    Result,
+    SandboxUnavailable,
+)
 from coderoom.sandbox.engine import UnknownLanguage
 
 
@@ -19,6 +27,13 @@ def _guess_language(engine: Engine, path: Path) -> str | None:
         if path.suffix and path.suffix in language.spec.extensions:
             return language.id
     return None
+
+
+async def _run_once(engine: Engine, language_id: str, program: Program, limits: Limits) -> Result:
+    try:
+        return await engine.run(language_id, program, limits)
+    finally:
+        await engine.close()  # leaves no cgroup behind
 
 
 def run(
@@ -56,7 +71,7 @@ def run(
             stdin=stdin.read_text(encoding="utf-8") if stdin else "",
             args=tuple(args or ()),
         )
-        result = asyncio.run(engine.run(language_id, program, limits))
+        result = asyncio.run(_run_once(engine, language_id, program, limits))
     except (LimitsError, ProgramError, UnknownLanguage) as exc:
         typer.echo(f"coderoom: {exc}", err=True)
         raise typer.Exit(2) from None

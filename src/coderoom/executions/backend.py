@@ -85,7 +85,7 @@ class EmbeddedBackend:
             await repository.requeue(db, interrupted)
         if interrupted:
             log.warning("executions.requeued_on_shutdown", count=len(interrupted))
-        await self.engine.drain()
+        await self.engine.close()
 
     async def submit(self, execution_id: uuid.UUID, correlation_id: str | None = None) -> None:
         del correlation_id  # the job reads it from the row

@@ -8,6 +8,7 @@ size; and a host-side monitor that enforces wall, CPU and output limits and kill
 whole tree. See docs/SANDBOX.md.
 """
 
+from coderoom.sandbox.control import OutputStream, Phase, RunControl, RunObserver
 from coderoom.sandbox.engine import Engine, SandboxUnavailable
 from coderoom.sandbox.languages import Language, LanguageRegistry
 from coderoom.sandbox.policy import MAXIMA, Limits, LimitsError
@@ -21,10 +22,14 @@ __all__ = [
     "LanguageRegistry",
     "Limits",
     "LimitsError",
+    "OutputStream",
+    "Phase",
     "Program",
     "ProgramError",
     "ProgramFile",
     "Result",
+    "RunControl",
+    "RunObserver",
     "SandboxUnavailable",
     "Status",
 ]

@@ -216,16 +216,19 @@ class CgroupManager:
     def _detect_v2(cls) -> CgroupManager:
         own = _own_paths().get("", "/")
         base = ROOT / own.lstrip("/")
-        parent = base / GROUP_PREFIX
+        top = base / GROUP_PREFIX
+        parent = top / str(os.getpid())
         try:
-            parent.mkdir(exist_ok=True)
-            _remove_stale(parent)
-            enabled = (parent / "cgroup.controllers").read_text().split()
+            top.mkdir(exist_ok=True)
+            enabled = (top / "cgroup.controllers").read_text().split()
             missing = {"memory", "pids", "cpu"} - set(enabled)
             if missing:
                 raise CgroupUnavailable(
                     f"cgroup v2 controllers {sorted(missing)} are not delegated to {base}"
                 )
+            _write(top / "cgroup.subtree_control", "+memory +pids +cpu")
+            _remove_stale(top)
+            parent.mkdir(exist_ok=True)
             _write(parent / "cgroup.subtree_control", "+memory +pids +cpu")
         except OSError as exc:
             raise CgroupUnavailable(f"cannot use cgroup v2 at {base}: {exc}") from exc
@@ -247,18 +250,32 @@ class CgroupManager:
         ~1 ms of kernel time each, on the hot path otherwise), or a new one."""
         return self._idle.pop() if self._idle else self.create()
 
-    def release(self, group: RunGroup) -> None:
-        """Return an empty group to the pool, or remove it when the pool is full."""
+    def release(self, group: RunGroup) -> bool:
+        """Return an empty group to the pool, or remove it when the pool is full. False
+        when the kernel still holds it (exiting tasks): try again shortly."""
         if len(self._idle) < self.pool_size:
             self._idle.append(group)
-        else:
-            group.remove()
+            return True
+        return group.remove()
 
     def create(self) -> RunGroup:
         name = uuid.uuid4().hex
         dirs = {}
         for controller, parent in self.parents.items():
+            if not parent.exists():  # removed by close(); this process runs again
+                parent.mkdir(parents=True)
+                if self.version == 2:
+                    _write(parent / "cgroup.subtree_control", "+memory +pids +cpu")
             directory = parent / name
             directory.mkdir()
             dirs[controller] = directory
         return RunGroup(self.version, dirs)
+
+    def close(self) -> None:
+        """Remove the pooled groups and this process's own directories (at shutdown; a
+        group still in use keeps its parent, and the next start's stale sweep gets it)."""
+        while self._idle:
+            self._idle.pop().remove()
+        for parent in self.parents.values():
+            with contextlib.suppress(OSError):
+                parent.rmdir()

@@ -1,18 +1,19 @@
 """The language registry: data describing each runtime, resolved against this machine.
 
-A language is listed only when its runtime is installed. Commands are `sh` templates run
-inside the sandbox; placeholders: {exe} (the resolved runtime or compiler), {entry} (the
-entry file), {sources} (every file of the program with the language's extensions),
-{stem} (entry file name without extension), {memory_mb} and {heap_mb} (the run's memory
-limit and a heap size that fits inside it).
+A language is listed only when its runtime is installed. Commands are argv templates, run
+without a shell: each element is formatted with the placeholders {exe} (the resolved
+runtime or compiler), {entry} (the entry file), {stem} (entry file name without
+extension), {memory_mb} and {heap_mb} (the run's memory limit and a heap size that fits
+inside it); an element that is exactly "{sources}" becomes every file of the program with
+the language's extensions, one argument each.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ class LanguageSpec:
     executables: tuple[str, ...]  # candidates, first found wins
     version_args: tuple[str, ...]
     version_pattern: str
-    run: str
-    compile: str | None = None
+    run: tuple[str, ...]
+    compile: tuple[str, ...] | None = None
     extensions: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     etc_binds: tuple[str, ...] = ()  # glob patterns under /etc the runtime reads
@@ -51,7 +52,7 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/python3", "python3"),
         version_args=("--version",),
         version_pattern=r"Python (\S+)",
-        run="exec {exe} -E -s -B {entry}",
+        run=("{exe}", "-E", "-s", "-B", "{entry}"),
         extensions=(".py",),
         env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
     ),
@@ -62,7 +63,7 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/node", "node", "nodejs"),
         version_args=("--version",),
         version_pattern=r"v?(\S+)",
-        run="exec {exe} --max-old-space-size={heap_mb} --stack-size=4096 {entry}",
+        run=("{exe}", "--max-old-space-size={heap_mb}", "--stack-size=4096", "{entry}"),
         extensions=(".js", ".mjs", ".cjs"),
         processes_floor=16,
     ),
@@ -73,8 +74,8 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/gcc", "gcc"),
         version_args=("-dumpfullversion",),
         version_pattern=r"(\S+)",
-        compile="{exe} -O2 -std=gnu17 -pipe -o main {sources} -lm",
-        run="exec ./main",
+        compile=("{exe}", "-O2", "-std=gnu17", "-pipe", "-o", "main", "{sources}", "-lm"),
+        run=("./main",),
         extensions=(".c",),
     ),
     LanguageSpec(
@@ -84,8 +85,8 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/g++", "g++"),
         version_args=("-dumpfullversion",),
         version_pattern=r"(\S+)",
-        compile="{exe} -O2 -std=gnu++17 -pipe -o main {sources} -lm",
-        run="exec ./main",
+        compile=("{exe}", "-O2", "-std=gnu++17", "-pipe", "-o", "main", "{sources}", "-lm"),
+        run=("./main",),
         extensions=(".cpp", ".cc", ".cxx"),
     ),
     LanguageSpec(
@@ -95,10 +96,31 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/javac", "javac"),
         version_args=("-version",),
         version_pattern=r"javac (\S+)",
-        compile="{exe} -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 -J-Xshare:auto "
-        "-J-XX:-UsePerfData -encoding UTF-8 -d . {sources}",
-        run="exec {java} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto "
-        "-XX:-UsePerfData -Xss8m -XX:MaxRAM={memory_mb}m -Xmx{heap_mb}m -cp . {stem}",
+        compile=(
+            "{exe}",
+            "-J-XX:+UseSerialGC",
+            "-J-XX:TieredStopAtLevel=1",
+            "-J-Xshare:auto",
+            "-J-XX:-UsePerfData",
+            "-encoding",
+            "UTF-8",
+            "-d",
+            ".",
+            "{sources}",
+        ),
+        run=(
+            "{java}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xshare:auto",
+            "-XX:-UsePerfData",
+            "-Xss8m",
+            "-XX:MaxRAM={memory_mb}m",
+            "-Xmx{heap_mb}m",
+            "-cp",
+            ".",
+            "{stem}",
+        ),
         extensions=(".java",),
         etc_binds=("/etc/java-*",),
         processes_floor=32,
@@ -110,8 +132,8 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("rustc",),
         version_args=("--version",),
         version_pattern=r"rustc (\S+)",
-        compile="{exe} --edition 2021 -C opt-level=2 -o main {entry}",
-        run="exec ./main",
+        compile=("{exe}", "--edition", "2021", "-C", "opt-level=2", "-o", "main", "{entry}"),
+        run=("./main",),
         extensions=(".rs",),
         sysroot_args=("--print", "sysroot"),
     ),
@@ -122,7 +144,7 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/bash", "/bin/bash", "bash"),
         version_args=("--version",),
         version_pattern=r"version (\S+?)(?:\(|\s)",
-        run="exec {exe} {entry}",
+        run=("{exe}", "{entry}"),
         extensions=(".sh",),
     ),
     LanguageSpec(
@@ -132,7 +154,7 @@ SPECS: tuple[LanguageSpec, ...] = (
         executables=("/usr/bin/perl", "perl"),
         version_args=("-e", "print $^V"),
         version_pattern=r"v?(\S+)",
-        run="exec {exe} {entry}",
+        run=("{exe}", "{entry}"),
         extensions=(".pl", ".pm"),
     ),
 )
@@ -165,22 +187,30 @@ class Language:
     def compiled(self) -> bool:
         return self.spec.compile is not None
 
-    def commands(self, *, file_names: Iterable[str], memory_mb: int) -> tuple[str | None, str]:
-        """The compile (or None) and run shell commands for a program of these files."""
+    def commands(
+        self, *, file_names: Iterable[str], memory_mb: int
+    ) -> tuple[list[str] | None, list[str]]:
+        """The compile argv (or None) and run argv for a program of these files."""
         names = list(file_names)
         entry = names[0]
         sources = [n for n in names if n.endswith(self.spec.extensions)] or [entry]
         values = {
-            "exe": shlex.quote(self.executable),
-            "entry": shlex.quote(entry),
-            "sources": " ".join(shlex.quote(n) for n in sources),
-            "stem": shlex.quote(PurePosixPath(entry).stem),
+            "exe": self.executable,
+            "entry": entry,
+            "stem": PurePosixPath(entry).stem,
             "memory_mb": str(memory_mb),
             "heap_mb": str(max(16, memory_mb * 3 // 4)),
-            **{k: shlex.quote(v) for k, v in self.extra.items()},
+            **self.extra,
         }
-        compile_cmd = self.spec.compile.format(**values) if self.spec.compile else None
-        return compile_cmd, self.spec.run.format(**values)
+
+        def render(template: tuple[str, ...]) -> list[str]:
+            argv: list[str] = []
+            for part in template:
+                argv += sources if part == "{sources}" else [part.format(**values)]
+            return argv
+
+        compile_argv = render(self.spec.compile) if self.spec.compile else None
+        return compile_argv, render(self.spec.run)
 
 
 def _which(candidate: str, extra_path: str) -> str | None:
@@ -204,6 +234,27 @@ def _run(argv: list[str]) -> str | None:
     return (done.stdout + done.stderr).strip()
 
 
+def _under_usr(path: str) -> bool:
+    return path == "/usr" or path.startswith("/usr/")
+
+
+def reachable_by_sandbox(path: str) -> bool:
+    """Whether a run can be given `path`: runs execute as an unprivileged host uid (their
+    own one when we are root, ours otherwise), so every directory on the way must let
+    others through and the path itself must be readable by them."""
+    target = Path(path)
+    if os.geteuid() != 0:
+        return os.access(target, os.R_OK | os.X_OK if target.is_dir() else os.R_OK)
+    try:
+        if not all(parent.stat().st_mode & stat.S_IXOTH for parent in target.parents):
+            return False
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    needed = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & needed == needed
+
+
 def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
     found = next((p for c in spec.executables if (p := _which(c, extra_path))), None)
     if found is None:
@@ -217,7 +268,8 @@ def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
         sysroot = _run([found, *spec.sysroot_args])
         if not sysroot or not Path(sysroot, "bin").is_dir():
             return None
-        binds.append(sysroot)
+        if not _under_usr(sysroot):
+            binds.append(sysroot)
         executable = str(Path(sysroot, "bin", Path(found).name))
         path = f"{sysroot}/bin:{SYSTEM_PATH}"
     if spec.id == "java":
@@ -233,8 +285,19 @@ def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
         log.warning("sandbox.language_unusable", language=spec.id, output=output)
         return None
     for bind in (executable,):
-        if not bind.startswith("/usr/") and not any(bind.startswith(b) for b in binds):
+        if not _under_usr(bind) and not any(bind.startswith(b) for b in binds):
             binds.append(os.path.dirname(bind))
+    unreachable = [b for b in binds if not reachable_by_sandbox(b)]
+    if unreachable:
+        # Runs execute as an unprivileged host uid: a toolchain under a private directory
+        # (rustup in /root) cannot be bound. Install it system-wide instead.
+        log.warning(
+            "sandbox.language_unreachable",
+            language=spec.id,
+            paths=unreachable,
+            fix="install the runtime system-wide (apt) or under a world-readable prefix",
+        )
+        return None
     return Language(
         spec=spec,
         version=match.group(1),

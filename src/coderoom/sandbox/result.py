@@ -30,6 +30,7 @@ class Result:
     wall_time_ms: int | None = None
     cpu_time_ms: int | None = None
     memory_kb: int | None = None
+    compile_time_ms: int | None = None  # wall time of the compile phase, compiled languages
     message: str | None = None  # why, for timed_out / memory_exceeded / internal_error
 
 

@@ -43,7 +43,11 @@ async def run_worker(
     )
     sessionmaker = create_sessionmaker(database)
     languages = await asyncio.to_thread(LanguageRegistry.default)
-    sandbox = Engine(registry=languages, concurrency=settings.worker_concurrency)
+    sandbox = Engine(
+        registry=languages,
+        concurrency=settings.worker_concurrency,
+        uid_base=settings.sandbox_uid_base,
+    )
     await asyncio.to_thread(sandbox.check)  # a worker that cannot sandbox takes no job
     queue = make_queue(settings.redis_url)
     await queue.connect()
@@ -94,7 +98,7 @@ async def run_worker(
         working.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await working
-        await sandbox.drain()
+        await sandbox.close()
         await queue.disconnect()
         await database.dispose()
         log.info("worker.stopped")
