@@ -32,6 +32,7 @@ from coderoom.executions.queue_backend import QueueBackend
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.keys import RedisNames
 from coderoom.infra.queue import make_queue, make_redis
 from coderoom.infra.ratelimit import RateLimiter
 from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
@@ -69,7 +70,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         monitoring.flush()
         raise
     redis = make_redis(settings.redis_url) if settings.redis_url else None
-    rate_limiter = RateLimiter.create(settings.redis_url)
+    names = RedisNames.of(settings)
+    rate_limiter = RateLimiter.create(settings.redis_url, names)
     sessionmaker = create_sessionmaker(engine)
     languages = await asyncio.to_thread(LanguageRegistry.default)
     sandbox = Engine(registry=languages, concurrency=settings.execution_concurrency)
@@ -80,7 +82,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.redis_url is not None:
         # Scale-out: jobs go through Redis to `coderoom worker` processes (or one in here).
         backend = QueueBackend(
-            make_queue(settings.redis_url), heartbeat_seconds=settings.worker_heartbeat_seconds
+            make_queue(settings.redis_url, names),
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
         )
         if settings.run_worker:
             worker = asyncio.create_task(

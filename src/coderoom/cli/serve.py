@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from coderoom.cli.preflight import preflight
 from coderoom.config import Settings
 from coderoom.infra.logging import configure_logging
 
@@ -29,6 +30,7 @@ def run_server(settings: Settings, *, factory: str = DEFAULT_FACTORY) -> None:
     which closes the database pool and Redis.
     """
     configure_logging(settings.log_level, settings.resolved_log_format)
+    preflight(settings, listen=(settings.host, settings.port), sandbox=False)
     # uvicorn handles SIGTERM/SIGINT itself, then restores the previous handlers and raises
     # the signal again so the process dies "by" it (exit -15). A drained, orderly shutdown
     # is a success: make the re-raised signal a no-op so we exit 0.

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from coderoom.cli.preflight import preflight
 from coderoom.infra.logging import configure_logging
 from coderoom.infra.sentry import init_sentry
 
@@ -28,4 +29,5 @@ def worker(
     if settings.redis_url is None:
         typer.echo("coderoom: REDIS_URL must be set for a worker", err=True)
         raise typer.Exit(2)
+    preflight(settings, listen=None, sandbox=True)
     asyncio.run(run_worker(settings))

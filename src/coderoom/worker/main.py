@@ -22,6 +22,7 @@ from coderoom.config import Settings
 from coderoom.executions import tasks
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.keys import RedisNames
 from coderoom.infra.queue import make_queue
 from coderoom.sandbox import Engine, LanguageRegistry
 
@@ -45,7 +46,7 @@ async def run_worker(
     languages = await asyncio.to_thread(LanguageRegistry.default)
     sandbox = Engine(registry=languages, concurrency=settings.worker_concurrency)
     await asyncio.to_thread(sandbox.check)  # a worker that cannot sandbox takes no job
-    queue = make_queue(settings.redis_url)
+    queue = make_queue(settings.redis_url, RedisNames.of(settings))
     await queue.connect()
 
     async def startup(ctx: Context) -> None:
