@@ -77,6 +77,7 @@ class Proc:
                 "ENVIRONMENT": "test",
                 "LOG_FORMAT": "json",
                 "REDIS_PREFIX": REDIS_PREFIX,
+                "WORKER_METRICS_PORT": "0",
                 "PYTHONPATH": str(REPO),
                 **env,
             }

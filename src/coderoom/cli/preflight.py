@@ -42,13 +42,14 @@ def _sandbox() -> None:
         ) from None
 
 
-def preflight(settings: Settings, *, listen: tuple[str, int] | None, sandbox: bool) -> None:
+def preflight(settings: Settings, *, listen: tuple[str, int, str] | None, sandbox: bool) -> None:
     """Run the checks; on the first failure print its line and exit with its code."""
     # Alembic announces its context at INFO; the schema check is not a migration.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if listen is not None:
-            check_port_free(*listen)
+            host, port, variable = listen
+            check_port_free(host, port, variable=variable)
         asyncio.run(_dependencies(settings))
         if sandbox:
             _sandbox()
