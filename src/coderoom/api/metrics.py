@@ -25,6 +25,25 @@ router = APIRouter(include_in_schema=False)
 UNMATCHED = "unmatched"  # every path no route knows, so scanners cannot explode the labels
 
 
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (`/api/v1/sessions/{session_id}`).
+
+    FastAPI records the route object as declared in its own router, whose path lacks the
+    prefix the router was included under; the prefix is the part of the request path in
+    front of what the route's pattern matches.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    pattern = getattr(route, "path_regex", None)
+    if not isinstance(template, str) or pattern is None:
+        return UNMATCHED
+    path: str = scope.get("path", "")
+    for cut in (i for i, ch in enumerate(path) if ch == "/"):
+        if pattern.fullmatch(path[cut:]):
+            return path[:cut] + template
+    return template
+
+
 class MetricsMiddleware:
     """One count and one duration per HTTP request, labelled by route template."""
 
@@ -47,8 +66,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
+            template = route_template(scope)
             method = scope.get("method", "")
             metrics.HTTP_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
             metrics.HTTP_DURATION.labels(method=method, route=template).observe(

@@ -11,6 +11,7 @@ from coderoom.cli import doctor as doctor_cmd
 from coderoom.cli import migrate as migrate_cmd
 from coderoom.cli import run as run_cmd
 from coderoom.cli import serve as serve_cmd
+from coderoom.cli import users as users_cmd
 from coderoom.cli import worker as worker_cmd
 from coderoom.config import Settings, describe_errors
 
@@ -25,6 +26,7 @@ app.command("migrate")(migrate_cmd.migrate)
 app.command("run")(run_cmd.run)
 app.command("worker")(worker_cmd.worker)
 app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(users_cmd.app, name="users")
 
 
 def load_settings() -> Settings:
