@@ -195,3 +195,25 @@ def test_a_worker_serves_its_own_metrics(tmp_path: Path, queue_cluster: tuple) -
     ).text
     assert value(api_text, "coderoom_executions_total", language="python", status="succeeded") == 0
     assert value(api_text, "coderoom_queue_depth") == 0
+
+
+def test_the_sample_dashboard_only_queries_declared_metrics() -> None:
+    import json
+    import re
+
+    from coderoom.infra import metrics
+
+    declared = {
+        collector._name  # type: ignore[attr-defined]
+        for collector in vars(metrics).values()
+        if hasattr(collector, "_name") and hasattr(collector, "_type")
+    }
+    dashboard = (Path(__file__).resolve().parent.parent / "docs/grafana-dashboard.json").read_text()
+    queried = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in json.loads(dashboard)["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"coderoom_[a-z_]+", target["expr"])
+    }
+    assert queried
+    assert queried <= {re.sub(r"_total$", "", name) for name in declared}, queried - declared
