@@ -204,7 +204,7 @@ def test_the_sample_dashboard_only_queries_declared_metrics() -> None:
     from coderoom.infra import metrics
 
     declared = {
-        collector._name  # type: ignore[attr-defined]
+        collector._name
         for collector in vars(metrics).values()
         if hasattr(collector, "_name") and hasattr(collector, "_type")
     }

@@ -109,5 +109,10 @@ def test_two_prefixes_on_one_redis_never_meet(tmp_path: Path, two_deployments: A
         client.close()
     assert keys
     for key in keys:
+        if key.startswith("saq:abort:"):
+            # SAQ's short-lived abort marker carries the job key alone: the execution's
+            # UUID, which no other deployment's database holds.
+            uuid.UUID(key.removeprefix("saq:abort:"))
+            continue
         owners = {p for p in prefixes if key.startswith(f"{p}:") or f":{p}:" in key}
         assert len(owners) == 1, key

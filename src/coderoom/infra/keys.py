@@ -10,6 +10,10 @@ What ends up in Redis, for the prefix `P`:
   puts its own `saq:` first and the queue name second) and its channels `saq:job:P:executions:…`;
 - our own channels: `P:auth:invalidate` (principal cache eviction, see auth/principal.py).
 
+One SAQ key is not named after the queue: the abort marker `saq:abort:<job key>`, which
+lives a few seconds. Its job key is the execution's UUID, which no other deployment's
+database holds, so it cannot meet another deployment's marker either.
+
 A prefix cannot contain `:` (config.py), so no prefix is the beginning of another's names.
 """
 
