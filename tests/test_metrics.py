@@ -80,7 +80,7 @@ async def test_metrics_describe_real_requests_and_executions(client: httpx.Async
 
 
 async def test_rate_limit_refusals_are_counted(sqlite_url: str) -> None:
-    settings = make_settings(database_url=sqlite_url, rate_limit_auth="1/minute")
+    settings = make_settings(database_url=sqlite_url, rate_limit_auth="1/day")
     async with running(settings) as c:
         before = (await c.get("/metrics")).text
         for _ in range(3):

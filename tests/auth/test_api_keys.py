@@ -210,7 +210,7 @@ async def test_keys_never_reach_logs_or_error_bodies(client: httpx.AsyncClient) 
 
 async def test_a_key_spends_its_own_limit_not_the_client_s(settings: Settings) -> None:
     limited = make_settings(
-        database_url=settings.database_url, rate_limit_api="3/minute", rate_limit_api_key="3/minute"
+        database_url=settings.database_url, rate_limit_api="3/day", rate_limit_api_key="3/day"
     )
     async with running_app(limited) as (_, c):
         owner = {"Authorization": f"Bearer {(await register(c))['access_token']}"}  # api: 1
@@ -227,7 +227,7 @@ async def test_a_key_spends_its_own_limit_not_the_client_s(settings: Settings) -
 
 
 async def test_guessing_keys_spends_the_client_s_budget(settings: Settings) -> None:
-    limited = make_settings(database_url=settings.database_url, rate_limit_api="2/minute")
+    limited = make_settings(database_url=settings.database_url, rate_limit_api="2/day")
     async with running_app(limited) as (_, c):
         answers = [
             await c.get(
