@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 
 install: $(STAMP)
 
+# Listens on 127.0.0.1 unless HOST is set (in the environment or .env): see README.
 run: install
 	$(BIN)/coderoom migrate
 	$(BIN)/coderoom serve

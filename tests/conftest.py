@@ -19,7 +19,7 @@ from coderoom import migrations
 from coderoom.api import create_app
 from coderoom.api.state import AppState
 from coderoom.config import Settings
-from tests.support.services import create_postgres_database, drop_postgres_database
+from tests.support.services import REDIS_PREFIX, create_postgres_database, drop_postgres_database
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -29,6 +29,7 @@ def make_settings(**overrides: Any) -> Settings:
         "database_connect_attempts": 1,
         "database_connect_interval_seconds": 0,
         "log_format": "console",
+        "redis_prefix": REDIS_PREFIX,
         # Cheap hashes and roomy limits keep the suite fast; the tests of those features
         # set their own values.
         "argon2_memory_kib": 1024,

@@ -100,6 +100,8 @@ def test_sound_production_settings_are_accepted() -> None:
         ({"jwt_secret": "short-secret"}, "JWT_SECRET"),
         ({"database_url": "sqlite:///prod.sqlite3"}, "DATABASE_URL"),
         ({"cors_origins": "*"}, "CORS_ORIGINS"),
+        ({"cors_origins": "http://localhost:3000,http://localhost:4000"}, "CORS_ORIGINS"),
+        ({"metrics_token": "short"}, "METRICS_TOKEN"),
         ({"rate_limit_enabled": False}, "RATE_LIMIT_ENABLED"),
     ],
 )
@@ -115,7 +117,9 @@ def test_serve_refuses_to_start_with_one_line_naming_the_variable() -> None:
         for key, value in os.environ.items()
         if not key.startswith(("JWT_", "DATABASE_", "CORS_"))
     }
-    env.update({"ENVIRONMENT": "production", "DATABASE_URL": PG_URL})
+    env.update(
+        {"ENVIRONMENT": "production", "DATABASE_URL": PG_URL, "CORS_ORIGINS": "https://a.example"}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "coderoom", "serve"],
         env=env,
@@ -134,3 +138,27 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).resolve().parent.parent / "env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert {name.upper() for name in Settings.model_fields} <= documented
+
+
+def test_development_binds_loopback_and_production_all_interfaces() -> None:
+    assert make_settings(environment="development").host == "127.0.0.1"
+    assert _production().host == "0.0.0.0"
+    assert make_settings(host="0.0.0.0").host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("database_url", "prefix"),
+    [
+        ("postgresql://u:p@db/coderoom_prod", "coderoom_prod"),
+        ("sqlite:///var/lib/coderoom/team-a.sqlite3", "team-a"),
+        ("sqlite+aiosqlite:///:memory:", "coderoom"),
+    ],
+)
+def test_redis_prefix_defaults_to_the_database_name(database_url: str, prefix: str) -> None:
+    settings = make_settings(database_url=database_url, redis_prefix=None)
+    assert settings.resolved_redis_prefix == prefix
+
+
+def test_a_redis_prefix_with_a_colon_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"redis_prefix"):
+        make_settings(redis_prefix="a:b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 import httpx
@@ -65,9 +66,11 @@ async def test_redis_up_is_reported(sqlite_url: str) -> None:
 async def test_redis_without_a_live_worker_is_degraded(sqlite_url: str) -> None:
     if not tcp_reachable("127.0.0.1", 6379):
         unavailable("Redis", "127.0.0.1:6379 refused")
-    async with running(
-        make_settings(database_url=sqlite_url, redis_url="redis://127.0.0.1:6379/12")
-    ) as c:
+    # A prefix of its own: workers other tests started on this Redis are not its workers.
+    settings = make_settings(
+        database_url=sqlite_url, redis_url=REDIS_URL, redis_prefix=f"test-{uuid.uuid4().hex}"
+    )
+    async with running(settings) as c:
         response = await c.get("/api/v1/health")
     assert response.status_code == 503
     assert response.json()["services"]["queue"] == {

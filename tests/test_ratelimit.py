@@ -12,6 +12,7 @@ import structlog
 
 from tests.conftest import make_settings
 from tests.support.app import running
+from tests.support.factories import bearer, register
 from tests.support.server import Server, wait_until
 from tests.support.services import REDIS_URL, free_port, tcp_reachable, unavailable
 
@@ -107,3 +108,43 @@ def test_two_processes_share_one_budget_through_redis(
             server.stop()
     # Three requests to each process; alone, neither would have reached 5.
     assert statuses == [405, 405, 405, 405, 405, 429]
+
+
+async def test_failed_sign_in_does_not_spend_the_execution_limit(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, rate_limit_execution="1/day")
+    body = {"language": "python", "source": "print(1)"}
+    async with running(settings) as c:
+        anonymous = [await c.post("/api/v1/sandbox/executions", json=body) for _ in range(3)]
+        forged = await c.post(
+            "/api/v1/sandbox/executions", json=body, headers={"Authorization": "Bearer x.y.z"}
+        )
+        tokens = await register(c)
+        first = await c.post("/api/v1/sandbox/executions", json=body, headers=bearer(tokens))
+        second = await c.post("/api/v1/sandbox/executions", json=body, headers=bearer(tokens))
+        other = await c.post(
+            "/api/v1/sandbox/executions", json=body, headers=bearer(await register(c))
+        )
+    assert [r.status_code for r in anonymous] == [401, 401, 401]
+    assert forged.status_code == 401
+    assert first.status_code == 202, first.text
+    assert (second.status_code, second.json()["limit"]) == (429, "execution")
+    assert other.status_code == 202  # the limit is per user, not per address
+
+
+async def test_docs_assets_do_not_spend_the_api_limit(sqlite_url: str) -> None:
+    # A day-long window: a sliding window that crossed a minute boundary mid-test could let
+    # one more request through and make the count flaky.
+    settings = make_settings(database_url=sqlite_url, rate_limit_api="2/day")
+    async with running(settings) as c:
+        page = await c.get("/api/v1/docs")
+        assets = [
+            await c.get(f"/api/v1/docs/assets/{name}")
+            for name in ("swagger-ui.css", "swagger-ui-bundle.js", "favicon.png") * 2
+        ]
+        schema = await c.get("/api/v1/openapi.json")
+        third = await c.get("/api/v1/auth/me")
+    assert page.status_code == 200
+    assert [a.status_code for a in assets] == [200] * 6
+    assert all("ratelimit-limit" not in a.headers for a in assets)
+    assert schema.status_code == 200
+    assert third.status_code == 429

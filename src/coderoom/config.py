@@ -1,26 +1,37 @@
 """The one Settings class: every knob the service has, read from the environment and `.env`.
 
 Names are part of the operator interface (see env.example); rename nothing without a
-deprecation path. Production refuses unsafe values at start-up with one line naming the
-variable, so a misconfigured deployment never comes up half-safe.
+deprecation path. Production refuses unsafe values at start-up, every one of them at once,
+one line per variable, so a misconfigured deployment never comes up half-safe and never
+takes three restarts to fix.
+
+The production refusals are field validators that read `environment` (declared first, so
+it is already validated when they run) rather than one model validator: pydantic runs a
+model validator only when every field is valid, which would hide them behind any other
+mistake.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 #: Shipped so development works out of the box; refused in production.
 DEV_JWT_SECRET = "coderoom-development-secret-do-not-use-in-production"  # noqa: S105
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
+#: Browser origins allowed by default: a local front-end in development. Refused in production.
+DEV_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:4000")
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,6 +40,12 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
+
+
+class Registration(StrEnum):
+    OPEN = "open"
+    INVITE_ONLY = "invite-only"
+    CLOSED = "closed"
 
 
 class DatabaseSSL(StrEnum):
@@ -82,6 +99,28 @@ def normalize_database_url(raw: str) -> tuple[URL, DatabaseSSL | None]:
     return url, ssl
 
 
+def _production(info: ValidationInfo) -> bool:
+    return info.data.get("environment") is Environment.PRODUCTION
+
+
+def default_redis_prefix(database_url: str) -> str:
+    """The database's name (PostgreSQL) or file stem (SQLite), else `coderoom`.
+
+    Two deployments sharing a Redis almost always have different databases, and so do a
+    deployment and its test suite: deriving the prefix from the database keeps their queues,
+    rate limits and channels apart without anyone having to think of it.
+    """
+    try:
+        url, _ = normalize_database_url(database_url)
+    except ValueError:
+        return "coderoom"
+    name = url.database or ""
+    if url.get_backend_name() == "sqlite":
+        name = "" if name in ("", ":memory:") else Path(name).stem
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", name).strip("-.")[:64]
+    return cleaned if cleaned and _REDIS_PREFIX.fullmatch(cleaned) else "coderoom"
+
+
 class Settings(BaseSettings):
     """Validated configuration. Every field maps to the upper-case variable of its name."""
 
@@ -90,12 +129,16 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEVELOPMENT
-    host: str = "0.0.0.0"  # noqa: S104 - a server binds all interfaces unless told otherwise
+    # Empty: 127.0.0.1 in development and test (nobody on the LAN reaches a laptop's open
+    # sign-up), 0.0.0.0 in production, where the operator put a proxy or firewall in front.
+    host: str = Field(default="", validate_default=True)
     port: int = Field(default=4000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
-    database_url: str = "sqlite+aiosqlite:///./coderoom.sqlite3"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./coderoom.sqlite3", validate_default=True
+    )
     database_ssl: DatabaseSSL | None = None
     database_ssl_ca_file: Path | None = None
     database_pool_size: int = Field(default=10, ge=1)
@@ -106,8 +149,10 @@ class Settings(BaseSettings):
     database_connect_interval_seconds: float = Field(default=2.0, ge=0)
 
     redis_url: str | None = None
+    # Every Redis key, queue and channel name starts with this (see infra/keys.py).
+    redis_prefix: str | None = None
 
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, validate_default=True)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
@@ -116,9 +161,16 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     login_failure_limit: str = "10/15minutes"
+    # Who may create an account: anyone, holders of an admin's sign-up invite, or nobody
+    # (accounts then come from `coderoom users create`).
+    registration: Registration = Registration.OPEN
+    # How long a verified user or API key is trusted without asking the database again.
+    # Disabling or revoking evicts it at once (in every process, through Redis); this is
+    # the bound when that message cannot arrive. 0: look up on every request.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["http://localhost:3000", "http://localhost:4000"]
+        default_factory=lambda: list(DEV_CORS_ORIGINS), validate_default=True
     )
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     content_security_policy: str = DEFAULT_CSP
@@ -130,6 +182,12 @@ class Settings(BaseSettings):
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
     sentry_profiles_sample_rate: float = Field(default=0.0, ge=0, le=1)
     sentry_send_pii: bool = False
+
+    # GET /metrics (API) and the workers' metrics listener. Unset: open in development and
+    # test, off (404) in production. Set: `Authorization: Bearer <token>` required.
+    metrics_token: str | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no listener
 
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     health_probe_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -150,11 +208,12 @@ class Settings(BaseSettings):
     worker_reconcile_seconds: float = Field(default=10.0, gt=0)
     run_worker: bool = False  # `serve --with-worker`: a worker inside the API process
 
-    rate_limit_enabled: bool = True
+    rate_limit_enabled: bool = Field(default=True, validate_default=True)
     rate_limit_api: str = "100/15minutes"
     rate_limit_auth: str = "5/15minutes"
     rate_limit_execution: str = "10/minute"
     rate_limit_session: str = "20/hour"
+    rate_limit_api_key: str = "120/minute"
     rate_limit_fail_closed: bool = False
 
     @field_validator(
@@ -162,6 +221,7 @@ class Settings(BaseSettings):
         "rate_limit_auth",
         "rate_limit_execution",
         "rate_limit_session",
+        "rate_limit_api_key",
         "login_failure_limit",
     )
     @classmethod
@@ -179,6 +239,79 @@ class Settings(BaseSettings):
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if _production(info):
+            if "*" in value:
+                raise ValueError("must list origins in production: '*' with credentials")
+            if tuple(value) == DEV_CORS_ORIGINS:
+                raise ValueError(
+                    "must be set in production to your site's origins "
+                    "(the default allows only localhost)"
+                )
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _default_host(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            return value
+        return "0.0.0.0" if _production(info) else "127.0.0.1"  # noqa: S104
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_secret(cls, value: str, info: ValidationInfo) -> str:
+        if _production(info):
+            if not value or value == DEV_JWT_SECRET:
+                raise ValueError("must be set to your own secret in production")
+            if len(value.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("rate_limit_enabled")
+    @classmethod
+    def _check_rate_limiting(cls, value: bool, info: ValidationInfo) -> bool:
+        if _production(info) and not value:
+            raise ValueError("false is refused in production")
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN_CHARS} characters")
+        return value
+
+    @field_validator("redis_prefix", mode="before")
+    @classmethod
+    def _empty_prefix_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _check_redis_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not _REDIS_PREFIX.fullmatch(value):
+            raise ValueError(
+                "must be 1-64 of letters, digits, '_', '.', '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("database_max_overflow")
+    @classmethod
+    def _check_pool(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("database_pool_size")
+        if isinstance(size, int) and size + value > 20:
+            raise ValueError(
+                "DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW must not exceed 20 connections"
+            )
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_proxies(cls, value: object) -> object:
@@ -189,8 +322,10 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
-        normalize_database_url(value)
+    def _check_database_url(cls, value: str, info: ValidationInfo) -> str:
+        url, _ = normalize_database_url(value)
+        if _production(info) and url.get_backend_name() == "sqlite":
+            raise ValueError("must point at PostgreSQL in production, not SQLite")
         return value
 
     @field_validator("redis_url", "sentry_dsn", mode="before")
@@ -207,30 +342,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
-        if self.database_pool_size + self.database_max_overflow > 20:
-            raise ValueError(
-                "DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW must not exceed 20 connections"
-            )
         if self.resolved_database_ssl is DatabaseSSL.VERIFY_FULL and not (
             self.database_ssl_ca_file and self.database_ssl_ca_file.is_file()
         ):
             raise ValueError("DATABASE_SSL_CA_FILE must name a readable CA file for verify-full")
-        if self.environment is Environment.PRODUCTION:
-            self._check_production()
         return self
-
-    def _check_production(self) -> None:
-        secret = self.jwt_secret
-        if not secret or secret == DEV_JWT_SECRET:
-            raise ValueError("JWT_SECRET must be set to your own secret in production")
-        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
-        if self.is_sqlite:
-            raise ValueError("DATABASE_URL must point at PostgreSQL in production, not SQLite")
-        if "*" in self.cors_origins:
-            raise ValueError("CORS_ORIGINS must list origins in production: '*' with credentials")
-        if not self.rate_limit_enabled:
-            raise ValueError("RATE_LIMIT_ENABLED=false is refused in production")
 
     @cached_property
     def _normalized_db(self) -> tuple[URL, DatabaseSSL | None]:
@@ -254,17 +370,31 @@ class Settings(BaseSettings):
         return self.environment is Environment.PRODUCTION
 
     @property
+    def resolved_redis_prefix(self) -> str:
+        return self.redis_prefix or default_redis_prefix(self.database_url)
+
+    @property
+    def metrics_open(self) -> bool:
+        """Metrics answer without a token only outside production, and only with none set."""
+        return self.metrics_token is None and not self.is_production
+
+    @property
     def resolved_log_format(self) -> Literal["json", "console"]:
         if self.log_format is not None:
             return self.log_format
         return "json" if self.is_production else "console"
 
 
-def describe_error(error: ValidationError) -> str:
-    """One line an operator can act on: the variable and what is wrong with it."""
-    parts = []
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem an operator can act on: the variable and what is wrong with it."""
+    lines = []
     for item in error.errors():
         name = "_".join(str(p) for p in item["loc"]).upper()
         message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{name}: {message}" if name else message)
-    return "invalid configuration: " + "; ".join(parts)
+        lines.append(f"{name}: {message}" if name else message)
+    return lines
+
+
+def describe_error(error: ValidationError) -> str:
+    """Every problem on one line (for log events; the command line prints one per line)."""
+    return "invalid configuration: " + "; ".join(describe_errors(error))

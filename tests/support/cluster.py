@@ -13,7 +13,7 @@ from typing import IO
 import httpx
 
 from tests.support.server import REPO, wait_until
-from tests.support.services import free_port, tcp_reachable, unavailable
+from tests.support.services import REDIS_PREFIX, free_port, tcp_reachable, unavailable
 
 
 class RedisServer:
@@ -73,7 +73,14 @@ class Proc:
             k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))
         }
         environment.update(
-            {"ENVIRONMENT": "test", "LOG_FORMAT": "json", "PYTHONPATH": str(REPO), **env}
+            {
+                "ENVIRONMENT": "test",
+                "LOG_FORMAT": "json",
+                "REDIS_PREFIX": REDIS_PREFIX,
+                "WORKER_METRICS_PORT": "0",
+                "PYTHONPATH": str(REPO),
+                **env,
+            }
         )
         self._out: IO[bytes] = self.log.open("wb")
         self.process = subprocess.Popen(

@@ -6,6 +6,10 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from coderoom.auth.models import User
 
 PASSWORD = "correct horse battery staple"
 
@@ -64,3 +68,28 @@ async def invite(
 
 async def join(client: httpx.AsyncClient, headers: dict[str, str], token: str) -> httpx.Response:
     return await client.post("/api/v1/sessions/join", json={"token": token}, headers=headers)
+
+
+async def make_admin(app: FastAPI, headers: dict[str, str]) -> dict[str, str]:
+    """Promote a registered user straight in the database (the CLI's job in real life)."""
+    state = app.state.coderoom
+    async with state.sessionmaker() as db:
+        await db.execute(
+            update(User).where(User.id == uuid.UUID(headers["X-User-Id"])).values(is_admin=True)
+        )
+        await db.commit()
+    state.auth.cache.clear()
+    return headers
+
+
+async def api_key(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str = "ci"
+) -> dict[str, Any]:
+    response = await client.post("/api/v1/auth/api-keys", json={"name": name}, headers=headers)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def key_header(key: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key['key']}"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import free_port
+from tests.support.services import REDIS_PREFIX, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = (
@@ -44,6 +44,7 @@ class Server:
                 "DATABASE_URL": database_url,
                 "SHUTDOWN_GRACE_SECONDS": "20",
                 "LOG_FORMAT": "json",
+                "REDIS_PREFIX": REDIS_PREFIX,
                 "CODEROOM_TEST_CONTROL_DIR": str(self.control),
                 "PYTHONPATH": str(REPO),
                 **env,

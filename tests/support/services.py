@@ -19,6 +19,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: This run's REDIS_PREFIX: the suite never shares queue or rate-limit names with a running
+#: coderoom (or another run of the suite) on the same Redis.
+REDIS_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
 
 
 def unavailable(what: str, why: str) -> NoReturn:

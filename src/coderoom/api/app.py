@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from coderoom import __version__
 from coderoom.api import health
+from coderoom.api import metrics as metrics_endpoint
 from coderoom.api.docs import install_docs
 from coderoom.api.errors import install_error_handlers
 from coderoom.api.middleware import (
@@ -23,6 +24,7 @@ from coderoom.api.middleware import (
 )
 from coderoom.api.ratelimit import RateLimitMiddleware, rules_from_settings
 from coderoom.api.state import AppState
+from coderoom.auth import admin_endpoints
 from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
@@ -30,10 +32,13 @@ from coderoom.executions import endpoints as executions_endpoints
 from coderoom.executions.backend import EmbeddedBackend, ExecutionBackend
 from coderoom.executions.queue_backend import QueueBackend
 from coderoom.executions.service import ExecutionPolicy
+from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
+from coderoom.infra.broadcast import Broadcast
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.keys import RedisNames
 from coderoom.infra.queue import make_queue, make_redis
-from coderoom.infra.ratelimit import RateLimiter
+from coderoom.infra.ratelimit import Quota, RateLimiter
 from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
 from coderoom.sessions import endpoints as sessions_endpoints
 from coderoom.worker.main import run_worker
@@ -68,8 +73,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.critical("app.startup_failed", reason="database unreachable")
         monitoring.flush()
         raise
+    metrics.instrument_pool(
+        engine, capacity=settings.database_pool_size + settings.database_max_overflow
+    )
     redis = make_redis(settings.redis_url) if settings.redis_url else None
-    rate_limiter = RateLimiter.create(settings.redis_url)
+    names = RedisNames.of(settings)
+    rate_limiter = RateLimiter.create(settings.redis_url, names)
     sessionmaker = create_sessionmaker(engine)
     languages = await asyncio.to_thread(LanguageRegistry.default)
     sandbox = Engine(
@@ -84,7 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.redis_url is not None:
         # Scale-out: jobs go through Redis to `coderoom worker` processes (or one in here).
         backend = QueueBackend(
-            make_queue(settings.redis_url), heartbeat_seconds=settings.worker_heartbeat_seconds
+            make_queue(settings.redis_url, names),
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
         )
         if settings.run_worker:
             worker = asyncio.create_task(
@@ -97,13 +107,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sandbox_problem = str(exc)
             log.error("sandbox.unavailable", reason=sandbox_problem)
         backend = EmbeddedBackend(sessionmaker, sandbox, concurrency=sandbox.concurrency)
+    auth = AuthConfig.from_settings(
+        settings,
+        rate_limiter,
+        Broadcast(redis, names.channel("auth:invalidate")) if redis is not None else None,
+    )
+    await auth.revocations.start()
     app.state.coderoom = AppState(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
         redis=redis,
         rate_limiter=rate_limiter,
-        auth=AuthConfig.from_settings(settings, rate_limiter),
+        auth=auth,
         languages=languages,
         sandbox=sandbox,
         executions=ExecutionPolicy(
@@ -130,10 +146,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stop_worker.set()
             await asyncio.gather(worker, return_exceptions=True)
         await backend.stop(settings.shutdown_grace_seconds)
+        await auth.revocations.stop()
         await rate_limiter.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+        metrics.process_exited()
         log.info("app.stopped")
         monitoring.flush()
 
@@ -155,9 +173,11 @@ def create_app(settings: Settings) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     api.include_router(auth_endpoints.router)
+    api.include_router(admin_endpoints.router)
     api.include_router(sessions_endpoints.router)
     api.include_router(executions_endpoints.router)
     app.include_router(api)
+    app.include_router(metrics_endpoint.router)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
     install_error_handlers(app)
 
@@ -172,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             RateLimitMiddleware,
             rules=rules_from_settings(settings, API_PREFIX),
+            api_key_quota=Quota.parse("api_key", settings.rate_limit_api_key),
             fail_closed=settings.rate_limit_fail_closed,
         )
     app.add_middleware(
@@ -188,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
         content_security_policy=settings.content_security_policy,
         hsts=settings.is_production,
     )
+    app.add_middleware(metrics_endpoint.MetricsMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         trusted_proxies=settings.trusted_proxies,

@@ -1,16 +1,22 @@
-"""Routes under /auth: sign-up, sign-in, token refresh, sign-out, the current user."""
+"""Routes under /auth: sign-up, sign-in, token refresh, sign-out, the current user, API keys."""
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Response, status
 
-from coderoom.auth import service
+from coderoom.auth import apikeys, service
 from coderoom.auth.deps import AuthConfigDep, CurrentUser
 from coderoom.auth.errors import RefreshTokenReused
 from coderoom.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
     LoginRequest,
     RefreshRequest,
     RegisterRequest,
+    RegistrationInfo,
     TokenPair,
     UserRead,
 )
@@ -21,7 +27,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenPair)
 async def register(data: RegisterRequest, db: DbSession, config: AuthConfigDep) -> TokenPair:
-    """Create an account and sign in. 409 if the email is taken, 422 for a weak password."""
+    """Create an account and sign in. 409 if the email is taken, 422 for a weak password,
+    403 when REGISTRATION does not allow it (closed, or invite-only without a valid invite)."""
     return await service.register(db, config=config, data=data)
 
 
@@ -53,3 +60,31 @@ async def logout(data: RefreshRequest, db: DbSession) -> Response:
 async def me(user: CurrentUser) -> UserRead:
     """The signed-in user."""
     return UserRead.model_validate(user)
+
+
+@router.get("/registration", response_model=RegistrationInfo)
+async def registration(config: AuthConfigDep) -> RegistrationInfo:
+    """Who may create an account here: open, invite-only or closed (no sign-in needed)."""
+    return RegistrationInfo(mode=config.registration.value)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(data: ApiKeyCreate, db: DbSession, user: CurrentUser) -> ApiKeyCreated:
+    """A key for a machine client, scoped to the execution routes. The key is in this
+    response only; send it as `Authorization: Bearer <key>`."""
+    return await apikeys.create(db, user=user, data=data)
+
+
+@router.get("/api-keys", response_model=list[ApiKeyRead])
+async def list_api_keys(db: DbSession, user: CurrentUser) -> list[ApiKeyRead]:
+    """Your API keys, without the keys themselves."""
+    return await apikeys.list_for(db, user=user)
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(
+    key_id: uuid.UUID, db: DbSession, user: CurrentUser, config: AuthConfigDep
+) -> Response:
+    """Revoke one of your keys; every server process refuses it from then on."""
+    await apikeys.revoke(db, config=config, user=user, key_id=key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,8 @@
 from coderoom.core.errors import (
     AuthenticationError,
     ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     ValidationError,
 )
@@ -38,3 +40,51 @@ class RefreshTokenReused(AuthenticationError):
 
 class AccountLocked(RateLimitError):
     code = "account_locked"
+
+
+class AccountDisabled(PermissionDeniedError):
+    """Said only after the password was verified: it tells nothing to a stranger."""
+
+    code = "account_disabled"
+
+
+class RegistrationClosed(PermissionDeniedError):
+    code = "registration_closed"
+
+
+class InviteRequired(PermissionDeniedError):
+    code = "invite_required"
+
+
+class InvalidInvite(PermissionDeniedError):
+    code = "invite_invalid"
+
+
+class ApiKeyNotAllowed(PermissionDeniedError):
+    """An API key on a route outside its scope (executions)."""
+
+    code = "api_key_scope"
+
+
+class AdminRequired(PermissionDeniedError):
+    code = "admin_required"
+
+
+class UserNotFound(NotFoundError):
+    code = "user_not_found"
+
+
+class ApiKeyNotFound(NotFoundError):
+    code = "api_key_not_found"
+
+
+class SignupInviteNotFound(NotFoundError):
+    code = "invite_not_found"
+
+
+class CannotDisableSelf(ConflictError):
+    code = "cannot_disable_self"
+
+
+class UserExists(ConflictError):
+    code = "email_taken"

@@ -26,6 +26,12 @@ class RegisterRequest(BaseModel):
     email: Identifier = Field(max_length=320, examples=["ada@example.com"])
     password: SecretText = Field(min_length=8, max_length=128)
     display_name: PlainText | None = Field(default=None, max_length=100, examples=["Ada"])
+    invite: SecretText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="A sign-up invite token; required when REGISTRATION=invite-only.",
+    )
 
     @field_validator("display_name")
     @classmethod
@@ -50,3 +56,64 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a scheme name, not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RegistrationInfo(BaseModel):
+    mode: Literal["open", "invite-only", "closed"]
+
+
+class UserAdminRead(BaseModel):
+    """A user as admins see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_admin: bool
+    disabled_at: datetime | None
+    created_at: datetime
+
+
+class UserAdminPage(BaseModel):
+    items: list[UserAdminRead]
+    next_cursor: str | None
+
+
+class ApiKeyCreate(BaseModel):
+    name: PlainText = Field(min_length=1, max_length=100, examples=["CI runner"])
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ApiKeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    scope: Literal["executions"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The key itself. Shown once; only its hash is stored.")
+
+
+class SignupInviteCreate(BaseModel):
+    email: Identifier | None = Field(
+        default=None, max_length=320, description="Only this address may use the invite."
+    )
+    expires_in_hours: int | None = Field(default=168, ge=1, le=24 * 365)
+
+
+class SignupInviteRead(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    used: bool
+    revoked: bool
+
+
+class SignupInviteCreated(SignupInviteRead):
+    token: str = Field(description="The invite token. Shown once; only its hash is stored.")

@@ -19,20 +19,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.auth import repository
 from coderoom.auth.errors import (
+    AccountDisabled,
     AccountLocked,
     EmailAlreadyRegistered,
     InvalidCredentials,
     InvalidEmail,
+    InvalidInvite,
     InvalidToken,
+    InviteRequired,
     RefreshTokenReused,
+    RegistrationClosed,
     WeakPassword,
 )
 from coderoom.auth.models import RefreshToken, User
 from coderoom.auth.passwords import PasswordHasher, password_problems
+from coderoom.auth.principal import Principal, PrincipalCache, Revocations
 from coderoom.auth.schemas import LoginRequest, RegisterRequest, TokenPair, UserRead
-from coderoom.auth.tokens import TokenCodec, hash_token, new_refresh_token
-from coderoom.config import Settings
+from coderoom.auth.tokens import AccessClaims, TokenCodec, hash_token, new_refresh_token
+from coderoom.config import Registration, Settings
 from coderoom.core.errors import ServiceUnavailableError
+from coderoom.infra import metrics
+from coderoom.infra.broadcast import Broadcast
 from coderoom.infra.ratelimit import Quota, RateLimiter, RateLimiterUnavailable
 
 log = structlog.get_logger(__name__)
@@ -47,9 +54,15 @@ class AuthConfig:
     limiter: RateLimiter
     login_failures: Quota
     fail_closed: bool
+    cache: PrincipalCache
+    revocations: Revocations
+    registration: Registration = Registration.OPEN
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: RateLimiter) -> AuthConfig:
+    def from_settings(
+        cls, settings: Settings, limiter: RateLimiter, broadcast: Broadcast | None = None
+    ) -> AuthConfig:
+        cache = PrincipalCache(settings.auth_cache_seconds)
         return cls(
             hasher=PasswordHasher(
                 memory_kib=settings.argon2_memory_kib,
@@ -65,6 +78,9 @@ class AuthConfig:
             limiter=limiter,
             login_failures=Quota.parse("login_failures", settings.login_failure_limit),
             fail_closed=settings.rate_limit_fail_closed,
+            cache=cache,
+            revocations=Revocations(cache, broadcast),
+            registration=settings.registration,
         )
 
 
@@ -122,9 +138,31 @@ async def _issue(
     )
 
 
+async def _admit(
+    db: AsyncSession, config: AuthConfig, email: str, invite: str | None
+) -> str | None:
+    """Whether REGISTRATION lets this sign-up through; the invite's hash when one is spent.
+
+    Checked before anything about the email is looked up, so nobody without the right to
+    register learns which addresses have accounts.
+    """
+    if config.registration is Registration.CLOSED:
+        raise RegistrationClosed("This server does not accept new accounts.")
+    if config.registration is Registration.OPEN:
+        return None
+    if invite is None:
+        raise InviteRequired("Creating an account on this server needs an invite.")
+    token_hash = hash_token(invite)
+    now = datetime.now(UTC)
+    if await repository.live_signup_invite(db, token_hash, email=email, now=now) is None:
+        raise InvalidInvite("This invite is unknown, used, revoked, expired or for someone else.")
+    return token_hash
+
+
 async def register(db: AsyncSession, *, config: AuthConfig, data: RegisterRequest) -> TokenPair:
-    """Create an account and sign it in."""
+    """Create an account and sign it in (REGISTRATION decides who may)."""
     email = normalize_email(data.email)
+    invite_hash = await _admit(db, config, email, data.invite)
     problems = password_problems(data.password, email=email)
     if problems:
         raise WeakPassword(
@@ -147,6 +185,10 @@ async def register(db: AsyncSession, *, config: AuthConfig, data: RegisterReques
         await db.flush()
     except IntegrityError:  # a concurrent registration won the race for this email
         raise EmailAlreadyRegistered("An account with this email already exists.") from None
+    if invite_hash is not None and not await repository.consume_signup_invite(
+        db, invite_hash, email=email, user_id=user.id, now=datetime.now(UTC)
+    ):  # another sign-up spent it while we hashed; the request rolls back the account
+        raise InvalidInvite("This invite is unknown, used, revoked, expired or for someone else.")
     log.info("auth.registered", user_id=str(user.id))
     return await _issue(db, config, user, uuid.uuid4())
 
@@ -189,6 +231,7 @@ async def login(db: AsyncSession, *, config: AuthConfig, data: LoginRequest) -> 
     await _check_account_lock(config, key)
     found = await repository.get_user_by_email(db, email)
     stored = (found.id, found.password_hash) if found is not None else None
+    disabled = found is not None and found.disabled_at is not None
     await _end_read(db)
     if stored is None:
         await config.hasher.verify_dummy(data.password)
@@ -198,6 +241,8 @@ async def login(db: AsyncSession, *, config: AuthConfig, data: LoginRequest) -> 
     if not await config.hasher.verify(password_hash, data.password):
         await _record_failure(config, key)
         raise InvalidCredentials("Email or password is incorrect.")
+    if disabled:
+        raise AccountDisabled("This account has been disabled by an administrator.")
     new_hash = None
     if config.hasher.needs_rehash(password_hash):
         new_hash = await config.hasher.hash(data.password)
@@ -223,7 +268,7 @@ async def refresh(db: AsyncSession, *, config: AuthConfig, token: str) -> TokenP
     if claimed is not None:
         user_id, family_id = claimed
         user = await repository.get_user(db, user_id)
-        if user is None:
+        if user is None or user.disabled_at is not None:
             raise InvalidToken("The refresh token is invalid.")
         return await _issue(db, config, user, family_id)
     existing = await repository.get_refresh_token(db, token_hash)
@@ -250,10 +295,32 @@ async def get_users(db: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UU
     return await repository.get_users(db, user_ids)
 
 
-async def authenticate(db: AsyncSession, *, config: AuthConfig, access_token: str) -> User:
-    """The user an access token belongs to, or InvalidToken."""
-    claims = config.tokens.decode_access(access_token)
-    user = await repository.get_user(db, claims.user_id)
-    if user is None:
+async def principal(db: AsyncSession, *, config: AuthConfig, user_id: uuid.UUID) -> Principal:
+    """The enabled user with this id: from the cache, else from the database (then cached).
+
+    Disabled and deleted users are never cached, so they cost a lookup each time; only a
+    correctly signed token or a real key gets this far.
+    """
+    cached = config.cache.user(user_id)
+    if cached is not None:
+        metrics.AUTH_CACHE.labels(result="hit").inc()
+        return cached
+    metrics.AUTH_CACHE.labels(result="miss").inc()
+    epoch = config.cache.epoch
+    user = await repository.get_user(db, user_id)
+    if user is None or user.disabled_at is not None:
         raise InvalidToken("The access token is invalid.")
-    return user
+    found = Principal.of(user)
+    config.cache.put_user(found, epoch=epoch)
+    return found
+
+
+async def authenticate(
+    db: AsyncSession, *, config: AuthConfig, access_token: str, claims: AccessClaims | None = None
+) -> User:
+    """The user an access token belongs to, or InvalidToken (bad, expired, disabled user).
+
+    `claims`: the token already decoded earlier in this request (by the rate limiter).
+    """
+    claims = claims or config.tokens.decode_access(access_token)
+    return (await principal(db, config=config, user_id=claims.user_id)).to_user()

@@ -7,11 +7,13 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from coderoom.cli import doctor as doctor_cmd
 from coderoom.cli import migrate as migrate_cmd
 from coderoom.cli import run as run_cmd
 from coderoom.cli import serve as serve_cmd
+from coderoom.cli import users as users_cmd
 from coderoom.cli import worker as worker_cmd
-from coderoom.config import Settings, describe_error
+from coderoom.config import Settings, describe_errors
 
 app = typer.Typer(
     name="coderoom",
@@ -23,14 +25,17 @@ app.command("serve")(serve_cmd.serve)
 app.command("migrate")(migrate_cmd.migrate)
 app.command("run")(run_cmd.run)
 app.command("worker")(worker_cmd.worker)
+app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(users_cmd.app, name="users")
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or exit 2 with one line naming the bad variable."""
+    """Settings from the environment, or exit 2 with one line per bad variable, all at once."""
     try:
         return Settings()
     except ValidationError as exc:
-        typer.echo(f"coderoom: {describe_error(exc)}", err=True)
+        for line in describe_errors(exc):
+            typer.echo(f"coderoom: {line}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from coderoom.cli.preflight import preflight
 from coderoom.config import Settings
 from coderoom.infra.logging import configure_logging
+from coderoom.infra.metrics import MULTIPROC_ENV
 
 DEFAULT_FACTORY = "coderoom.api.main:create_app_from_env"
 
@@ -29,6 +34,7 @@ def run_server(settings: Settings, *, factory: str = DEFAULT_FACTORY) -> None:
     which closes the database pool and Redis.
     """
     configure_logging(settings.log_level, settings.resolved_log_format)
+    preflight(settings, listen=(settings.host, settings.port, "PORT"), sandbox=False)
     # uvicorn handles SIGTERM/SIGINT itself, then restores the previous handlers and raises
     # the signal again so the process dies "by" it (exit -15). A drained, orderly shutdown
     # is a success: make the re-raised signal a no-op so we exit 0.
@@ -39,6 +45,30 @@ def run_server(settings: Settings, *, factory: str = DEFAULT_FACTORY) -> None:
     os.environ["HOST"] = settings.host
     os.environ["PORT"] = str(settings.port)
     os.environ["RUN_WORKER"] = "true" if settings.run_worker else "false"
+    metrics_dir = _metrics_directory(settings.workers)
+    try:
+        _serve(settings, factory)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_directory(workers: int) -> str | None:
+    """With several uvicorn workers, give prometheus-client a fresh directory for their
+    values (multiprocess mode) before they start; the one we made is removed at exit."""
+    if workers < 2:
+        return None
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        for stale in Path(given).glob("*.db"):  # values of a previous run would be summed in
+            stale.unlink()
+        return None
+    made = tempfile.mkdtemp(prefix="coderoom-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
+
+
+def _serve(settings: Settings, factory: str) -> None:
     uvicorn.run(
         factory,
         factory=True,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from coderoom.cli.preflight import preflight
 from coderoom.infra.logging import configure_logging
 from coderoom.infra.sentry import init_sentry
 
@@ -28,4 +29,8 @@ def worker(
     if settings.redis_url is None:
         typer.echo("coderoom: REDIS_URL must be set for a worker", err=True)
         raise typer.Exit(2)
+    listen = None
+    if settings.worker_metrics_port:
+        listen = (settings.worker_metrics_host, settings.worker_metrics_port, "WORKER_METRICS_PORT")
+    preflight(settings, listen=listen, sandbox=True)
     asyncio.run(run_worker(settings))

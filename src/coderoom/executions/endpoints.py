@@ -8,11 +8,17 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 
-from coderoom.auth.deps import CurrentUser
+from coderoom.auth.deps import (
+    CurrentUser,
+    ExecutionCaller,
+    hide_session_work_from_api_keys,
+    refuse_sessions_for_api_keys,
+    via_api_key,
+)
 from coderoom.core.text import Identifier
 from coderoom.executions import service
 from coderoom.executions.backend import ExecutionBackend
-from coderoom.executions.errors import QueueFull, QueueUnavailable
+from coderoom.executions.errors import ExecutionNotFound, QueueFull, QueueUnavailable
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
     TERMINAL,
@@ -102,12 +108,14 @@ async def list_languages(request: Request) -> list[LanguageRead]:
 async def create_execution(
     data: ExecutionCreate,
     db: DbSession,
-    user: CurrentUser,
+    user: ExecutionCaller,
     request: Request,
     response: Response,
     wait: Wait = False,
 ) -> ExecutionRead:
-    """Run a program: `source` (one file) or `files` (the first is the entry point)."""
+    """Run a program: `source` (one file) or `files` (the first is the entry point).
+    Accepts an API key (without `session_id`)."""
+    refuse_sessions_for_api_keys(request, data.session_id)
     await _check_queue(request)
     execution = await service.create(
         db,
@@ -122,29 +130,45 @@ async def create_execution(
 @router.get("/sandbox/executions", response_model=ExecutionPage)
 async def list_executions(
     db: DbSession,
-    user: CurrentUser,
+    user: ExecutionCaller,
+    request: Request,
     session_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
 ) -> ExecutionPage:
-    """Your executions, or a session's, newest first."""
-    return await service.list_visible(
+    """Your executions, or a session's, newest first. With an API key: yours outside
+    sessions only."""
+    refuse_sessions_for_api_keys(request, session_id)
+    page = await service.list_visible(
         db, user=user, session_id=session_id, limit=limit, cursor=cursor
     )
+    if via_api_key(request):
+        page.items = [item for item in page.items if item.session_id is None]
+    return page
 
 
 @router.get("/sandbox/executions/{execution_id}", response_model=ExecutionRead)
-async def get_execution(execution_id: uuid.UUID, db: DbSession, user: CurrentUser) -> ExecutionRead:
+async def get_execution(
+    execution_id: uuid.UUID, db: DbSession, user: ExecutionCaller, request: Request
+) -> ExecutionRead:
     """One execution with its result once it has one."""
-    return service.to_read(await service.get_visible(db, user=user, execution_id=execution_id))
+    execution = await service.get_visible(db, user=user, execution_id=execution_id)
+    hide_session_work_from_api_keys(
+        request, execution.session_id, ExecutionNotFound("No such execution.")
+    )
+    return service.to_read(execution)
 
 
 @router.post("/sandbox/executions/{execution_id}/cancel", response_model=ExecutionRead)
 async def cancel_execution(
-    execution_id: uuid.UUID, db: DbSession, user: CurrentUser, request: Request
+    execution_id: uuid.UUID, db: DbSession, user: ExecutionCaller, request: Request
 ) -> ExecutionRead:
     """Cancel a queued or running execution (a running program is killed); a finished one
     is returned unchanged."""
+    execution = await service.get_visible(db, user=user, execution_id=execution_id)
+    hide_session_work_from_api_keys(
+        request, execution.session_id, ExecutionNotFound("No such execution.")
+    )
     if await service.cancel(db, user=user, execution_id=execution_id):
         await db.commit()
         try:

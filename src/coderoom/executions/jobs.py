@@ -6,6 +6,7 @@ row (queued → running), none while the program runs, one to store the verdict.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from coderoom.executions import repository, service
+from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import session_scope
 from coderoom.sandbox import Engine, ProgramError
@@ -52,6 +54,7 @@ async def run_execution(
             log.error("execution.gave_up", execution_id=str(execution_id))
             return
         language = execution.language
+        metrics.QUEUE_WAIT.observe(max(0.0, (now - execution.created_at).total_seconds()))
         correlation_id = execution.correlation_id or correlation_id
         program, limits = service.program_of(execution)
     with (
@@ -63,10 +66,14 @@ async def run_execution(
         ),
     ):
         log.info("execution.started")
+        started = time.perf_counter()
         try:
             result = await engine.run(language, program, limits)
         except ProgramError as exc:  # unknown language now, or bad stored program
             result = Result(status=Status.INTERNAL_ERROR, message=str(exc))
+        metrics.observe_run(
+            language, str(result.status), time.perf_counter() - started, result.wall_time_ms
+        )
         if result.status is Status.INTERNAL_ERROR:
             log.error("execution.internal_error", message=result.message)
         async with session_scope(sessionmaker) as db:

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.queue.redis import RedisQueue
 
-QUEUE_NAME = "coderoom"
+from coderoom.infra.keys import RedisNames
 
 #: What a caller catches when the queue is unreachable.
 QueueError = RedisError
@@ -39,5 +39,5 @@ def make_redis(redis_url: str) -> Redis:
     return client
 
 
-def make_queue(redis_url: str) -> RedisQueue:
-    return RedisQueue(make_redis(redis_url), name=QUEUE_NAME)
+def make_queue(redis_url: str, names: RedisNames) -> RedisQueue:
+    return RedisQueue(make_redis(redis_url), name=names.queue)

@@ -22,9 +22,9 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-log = structlog.get_logger(__name__)
+from coderoom.infra.keys import RedisNames
 
-KEY_PREFIX = "coderoom:ratelimit"
+log = structlog.get_logger(__name__)
 
 
 class RateLimiterUnavailable(RuntimeError):
@@ -62,13 +62,13 @@ class Decision:
     reset_after: int  # seconds until a request would be allowed again / the window eases
 
 
-def _storage_for(redis_url: str | None) -> Storage:
+def _storage_for(redis_url: str | None, names: RedisNames) -> Storage:
     if redis_url is None:
         return MemoryStorage()
     return RedisStorage(
         f"async+{redis_url}",
         implementation="redispy",
-        key_prefix=KEY_PREFIX,
+        key_prefix=names.ratelimit,
         wrap_exceptions=True,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
@@ -83,8 +83,8 @@ class RateLimiter:
         self.strategy = SlidingWindowCounterRateLimiter(storage)
 
     @classmethod
-    def create(cls, redis_url: str | None) -> RateLimiter:
-        return cls(_storage_for(redis_url))
+    def create(cls, redis_url: str | None, names: RedisNames) -> RateLimiter:
+        return cls(_storage_for(redis_url, names))
 
     @property
     def shared(self) -> bool:

@@ -99,6 +99,38 @@ def status(settings: Settings) -> MigrationStatus:
     return MigrationStatus(current=current, heads=heads, pending=tuple(reversed(pending)))
 
 
+async def schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot serve this version of coderoom, or None when it can.
+
+    Compares the revision recorded in the database with the newest this code knows: none
+    (never migrated), older (migrations pending) or unknown (the database was migrated by a
+    newer coderoom) each get one sentence naming what to do.
+    """
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    heads = set(script.get_heads())
+
+    def read(connection: Connection) -> tuple[str, ...]:
+        return tuple(MigrationContext.configure(connection).get_current_heads())
+
+    current = set(await _run_sync(settings, read))
+    if current == heads:
+        return None
+    if not current:
+        return "the database has no coderoom schema yet: run `coderoom migrate`"
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = current - known
+    if unknown:
+        return (
+            f"the database schema is at {', '.join(sorted(unknown))}, which this version of "
+            "coderoom does not know (it was migrated by a newer one): run that version, or "
+            "upgrade coderoom"
+        )
+    return (
+        f"the database schema is at {', '.join(sorted(current))} but this version needs "
+        f"{', '.join(sorted(heads))}: run `coderoom migrate`"
+    )
+
+
 def history(settings: Settings) -> list[str]:
     """Every revision, oldest first, as `revision  message` lines."""
     script = ScriptDirectory.from_config(alembic_config(settings))

@@ -20,8 +20,11 @@ from saq.types import Context, PartialTimersDict
 
 from coderoom.config import Settings
 from coderoom.executions import tasks
+from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.keys import RedisNames
+from coderoom.infra.metrics_server import MetricsServer
 from coderoom.infra.queue import make_queue
 from coderoom.sandbox import Engine, LanguageRegistry
 
@@ -41,6 +44,9 @@ async def run_worker(
         attempts=settings.database_connect_attempts,
         interval=settings.database_connect_interval_seconds,
     )
+    metrics.instrument_pool(
+        database, capacity=settings.database_pool_size + settings.database_max_overflow
+    )
     sessionmaker = create_sessionmaker(database)
     languages = await asyncio.to_thread(LanguageRegistry.default)
     sandbox = Engine(
@@ -49,7 +55,7 @@ async def run_worker(
         uid_base=settings.sandbox_uid_base,
     )
     await asyncio.to_thread(sandbox.check)  # a worker that cannot sandbox takes no job
-    queue = make_queue(settings.redis_url)
+    queue = make_queue(settings.redis_url, RedisNames.of(settings))
     await queue.connect()
 
     async def startup(ctx: Context) -> None:
@@ -86,6 +92,15 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+    listener = None
+    if settings.worker_metrics_port:
+        listener = MetricsServer(
+            host=settings.worker_metrics_host,
+            port=settings.worker_metrics_port,
+            token=settings.metrics_token,
+            open_access=settings.metrics_open,
+        )
+        listener.start()
     working = asyncio.create_task(worker.start())
     reconciling = asyncio.create_task(reconcile_forever())
     log.info("worker.started", concurrency=sandbox.concurrency, queue=queue.name)
@@ -101,5 +116,7 @@ async def run_worker(
         await sandbox.close()
         await queue.disconnect()
         await database.dispose()
+        if listener is not None:
+            await asyncio.to_thread(listener.stop)
         log.info("worker.stopped")
         monitoring.flush()

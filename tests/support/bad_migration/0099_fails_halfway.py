@@ -1,14 +1,19 @@
 """A migration that creates a table and then fails: the table must not survive.
 
 Revision ID: 0099
-Revises: 0001
+Revises: the newest revision of the package (read below, so it stays on top of any chain)
 """
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.script import ScriptDirectory
+
+from coderoom.migrations import MIGRATIONS_DIR
 
 revision = "0099"
-down_revision = "0001"
+down_revision = ScriptDirectory(
+    str(MIGRATIONS_DIR), version_locations=[str(MIGRATIONS_DIR / "versions")]
+).get_current_head()
 branch_labels = None
 depends_on = None
 
