@@ -97,6 +97,19 @@ def host_uid_of(pid: int) -> int | None:
     return int(uid.split()[0]) if uid else None
 
 
+def largest_cgroup_of(engine: Engine) -> int:
+    """The number of processes in the fullest of this engine's run cgroups."""
+    manager = engine.cgroups
+    if manager is None:
+        return 0
+    sizes = [0]
+    for parent in manager.parents.values():
+        for group in parent.iterdir():
+            if group.is_dir():
+                sizes.append(len((group / "cgroup.procs").read_text().split()))
+    return max(sizes)
+
+
 def processes_in_cgroups_of(engine: Engine) -> list[int]:
     """Every host process inside one of this engine's run cgroups."""
     manager = engine.cgroups
