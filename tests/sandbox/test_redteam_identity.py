@@ -53,7 +53,21 @@ HOGS = {
         "while libc.inotify_init() >= 0: pass\n"
         "print('held', flush=True); time.sleep(30)\n",
     ),
-    # queued real-time signals count against RLIMIT_SIGPENDING of the host uid
+    # pipe buffer sizes count against fs.pipe-user-pages-soft of the host uid (64 MiB);
+    # past it, F_SETPIPE_SZ is refused (a reservation: no memory is used)
+    "pipe_pages": (
+        "python",
+        "import fcntl, os, time\n"
+        "pipes = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        r, w = os.pipe(); pipes.append((r, w))\n"
+        "        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)\n"
+        "except OSError: pass\n"
+        "print('held', flush=True); time.sleep(30)\n",
+    ),
+    # queued real-time signals count against RLIMIT_SIGPENDING, per user namespace: this
+    # one is not shared (kept as the control case)
     "sigpending": (
         "c",
         "#include <signal.h>\n#include <stdio.h>\n#include <unistd.h>\n"
@@ -69,6 +83,13 @@ VICTIMS = {
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "print('ok' if libc.inotify_init() >= 0 else ctypes.get_errno())\n"
     ),
+    "pipe_pages": (
+        "import fcntl, os\n"
+        "r, w = os.pipe()\n"
+        "try:\n"
+        "    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20); print('ok')\n"
+        "except OSError as exc: print(exc.errno)\n"
+    ),
     "sigpending": (
         "import os, signal\n"
         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGRTMIN})\n"
@@ -83,9 +104,9 @@ VICTIMS = {
 async def test_one_users_run_cannot_use_up_a_per_user_quota_of_anothers(
     engine: Engine, second_engine: Engine, quota: str
 ) -> None:
-    """Kernel quotas counted per host uid (inotify instances, queued signals, pipe pages,
-    message-queue bytes): a run that takes one whole makes the same call fail for a
-    concurrent run of another user that shares its uid."""
+    """Kernel quotas counted per host uid (pipe pages, message-queue bytes; inotify
+    instances before the filter refused inotify): a run that takes one whole makes the same
+    call fail for a concurrent run of another user that shares its uid."""
     alone = await second_engine.run("python", program("python", VICTIMS[quota]))
     hog, hog_seen, hog_control = start(engine, *HOGS[quota])
     try:
