@@ -111,6 +111,10 @@ def dev_layout(*, shm_bytes: int) -> list[str]:
     for link, target in DEV_LINKS.items():
         args += ["--symlink", target, link]
     args += ["--size", str(shm_bytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
+    # bwrap's /dev tmpfs belongs to the sandbox user and has no size: read-only, or a
+    # program stores files there past the workspace limit and replaces /dev/stdout.
+    # /dev/shm and the device binds are mounts of their own and keep their modes.
+    args += ["--remount-ro", "/dev"]
     return args
 
 

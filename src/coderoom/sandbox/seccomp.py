@@ -11,7 +11,8 @@ EPERM, so a test can tell a refusal from an absence.
 Departures from Docker's list, all stricter: no `ptrace`/`process_vm_*` (Docker allows
 them on new kernels), no io_uring (a steady source of kernel bugs, and Docker dropped it
 too), no `clock_adjtime`/`adjtimex`, no `modify_ldt`, no `name_to_handle_at`,
-`fanotify_mark` or `mknod*`, and `socket()` only for AF_UNIX, AF_INET and AF_INET6 (Docker
+`fanotify_mark` or `mknod*`, no inotify (the bound /usr is the host's: a watch there sees
+every other run's opens), and `socket()` only for AF_UNIX, AF_INET and AF_INET6 (Docker
 only refuses AF_VSOCK): netlink, packet, vsock, bluetooth and every other family, which a
 network namespace does not isolate or which widen the kernel surface, are refused.
 `clone` may not create namespaces; `clone3` (whose flags live in memory a filter cannot
@@ -45,9 +46,8 @@ ALLOWED = (
     "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
     "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit", "get_robust_list",
     "getrusage", "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid",
-    "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch", "inotify_init",
-    "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents",
-    "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup",
+    "gettimeofday", "getuid", "getuid32", "getxattr", "io_cancel", "ioctl", "io_destroy",
+    "io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup",
     "io_submit", "ipc", "kill", "landlock_add_rule", "landlock_create_ruleset",
     "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen",
     "listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat",
@@ -100,6 +100,9 @@ DENIED = (
     "sethostname", "setdomainname", "uselib", "ustat", "sysfs", "nfsservctl", "get_mempolicy",
     "set_mempolicy", "mbind", "migrate_pages", "move_pages", "set_mempolicy_home_node",
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
+    # /usr is the host's: inotify reports opens per inode, whatever the namespace, so a
+    # watch there would show which files other users' runs (and the host) open.
+    "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 )  # fmt: skip
 
 CLONE_NAMESPACE_FLAGS = (
