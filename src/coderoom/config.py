@@ -197,9 +197,11 @@ class Settings(BaseSettings):
     execution_max_active_per_user: int = Field(default=4, ge=1)
     execution_max_source_bytes: int = Field(default=256 * 1024, ge=1024)
 
-    # When the service runs as root, run N executes as host uid SANDBOX_UID_BASE + N (its
-    # own unprivileged uid; no passwd entry needed). Pick a range nothing else uses.
-    sandbox_uid_base: int = Field(default=2_000_000_000, ge=1000, le=2**31 - 258)
+    # When the service runs as root, each run slot of each process executes as its own
+    # unprivileged host uid from [SANDBOX_UID_BASE, +SANDBOX_UID_COUNT), claimed host-wide
+    # (no passwd entry needed). Pick a range nothing else uses.
+    sandbox_uid_base: int = Field(default=2_000_000_000, ge=1000, le=2**31 - 2)
+    sandbox_uid_count: int = Field(default=65_536, ge=1, le=2**24)
 
     queue_max_depth: int = Field(default=1000, ge=1)
     worker_concurrency: int | None = Field(default=None, ge=1, le=256)

@@ -188,6 +188,8 @@ def test_launcher_joins_cgroups_drops_to_the_run_uid_and_hides_bwraps_options() 
     assert kept == {"9", "14", "20"}
     rlimits = {launcher_options[i + 1] for i, a in enumerate(launcher_options) if a == "--rlimit"}
     assert {"core=0", "cpu=6", "nofile=256", f"fsize={1024 * 1024}"} <= rlimits
+    # whatever the service itself was allowed: no real-time or raised priority for programs
+    assert {"rtprio=0", "nice=0"} <= rlimits
     assert argv[split + 1 :] == [
         "/usr/bin/bwrap", "--args", "9", "--", "/usr/bin/toy", "main.toy",
     ]  # fmt: skip

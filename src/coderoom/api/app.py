@@ -85,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry=languages,
         concurrency=settings.execution_concurrency,
         uid_base=settings.sandbox_uid_base,
+        uid_count=settings.sandbox_uid_count,
     )
     sandbox_problem = None
     backend: ExecutionBackend

@@ -33,7 +33,11 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        final: list[Any] = [structlog.processors.dict_tracebacks, renderer]
+        # Never frame locals: they hold tokens, passwords and programs' source.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        final: list[Any] = [tracebacks, renderer]
     else:
         # Plain tracebacks: rich's pretty ones print local variables, which can hold secrets.
         final = [

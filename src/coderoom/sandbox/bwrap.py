@@ -52,6 +52,7 @@ PROC_MASKED = (
     "/proc/sched_debug", "/proc/scsi", "/proc/kallsyms", "/proc/slabinfo", "/proc/kpagecount",
     "/proc/kpageflags", "/proc/kpagecgroup", "/proc/vmallocinfo", "/proc/pagetypeinfo",
     "/proc/buddyinfo", "/proc/iomem", "/proc/ioports", "/proc/modules", "/proc/config.gz",
+    "/proc/cmdline",  # the host's boot parameters (some clouds put secrets there)
 )  # fmt: skip
 PROC_READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
@@ -283,6 +284,10 @@ def launcher_argv(
         argv += ["--cgroup", path]
     rlimits = {
         "core": 0,
+        # Whatever the service was started with: no real-time scheduling, no higher
+        # priority than the host's own processes.
+        "rtprio": 0,
+        "nice": 0,
         "cpu": limits.cpu_s,
         "nofile": limits.open_files,
         "fsize": limits.file_size_kb * 1024,

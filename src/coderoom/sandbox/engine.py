@@ -25,6 +25,7 @@ import structlog
 from coderoom.sandbox import bwrap as argv_builder
 from coderoom.sandbox.cgroups import CgroupManager, CgroupUnavailable, RunGroup, shared_manager
 from coderoom.sandbox.control import RunControl, RunObserver
+from coderoom.sandbox.identity import UidClaims, UidRangeExhausted
 from coderoom.sandbox.languages import LanguageRegistry
 from coderoom.sandbox.launcher import LauncherUnavailable, ensure_built
 from coderoom.sandbox.policy import DEFAULTS, CompileLimits, Limits
@@ -36,10 +37,12 @@ from coderoom.sandbox.spawn import Spawner
 
 log = structlog.get_logger(__name__)
 
-#: First host uid of the sandbox range when the service runs as root: far above regular
-#: and system users, below 2^31 (signed-int trouble in some tools). Each concurrent run
-#: takes the next one. Choose a range no other user or container uses (SANDBOX_UID_BASE).
+#: The host uid range of sandboxes when the service runs as root: far above regular and
+#: system users, below 2^31 (signed-int trouble in some tools). Each run slot of each engine
+#: on the host claims its own uid from it (identity.py). Choose a range no other user or
+#: container uses (SANDBOX_UID_BASE, SANDBOX_UID_COUNT).
 DEFAULT_UID_BASE = 2_000_000_000
+DEFAULT_UID_COUNT = 65_536
 MAX_UID = 2**31 - 2
 
 
@@ -62,6 +65,7 @@ class Engine:
         bwrap: str | None = None,
         compile_limits: CompileLimits | None = None,
         uid_base: int = DEFAULT_UID_BASE,
+        uid_count: int = DEFAULT_UID_COUNT,
     ) -> None:
         self._registry = registry
         self.concurrency = concurrency or os.cpu_count() or 1
@@ -70,6 +74,8 @@ class Engine:
         self._bwrap = bwrap
         self.compile_limits = compile_limits or CompileLimits()
         self.uid_base = uid_base
+        self.uid_count = uid_count
+        self._uids = UidClaims(base=uid_base, size=uid_count)
         self.spawner = Spawner()
         self._checked = False
         self._launcher: str | None = None
@@ -107,11 +113,14 @@ class Engine:
     # -- identity ---------------------------------------------------------------------
 
     def ids_for(self, slot: int) -> tuple[int, int] | None:
-        """The host (uid, gid) slot `slot` runs as: its own from the range when we are
+        """The host (uid, gid) slot `slot` runs as: its own, claimed host-wide, when we are
         root; None (keep ours, which is not root) otherwise."""
         if os.geteuid() != 0:
             return None
-        uid = self.uid_base + slot
+        try:
+            uid = self._uids.claim(self.concurrency)[slot]
+        except UidRangeExhausted as exc:
+            raise SandboxUnavailable(str(exc)) from exc
         return uid, uid
 
     def _check_identity(self) -> None:
@@ -122,12 +131,12 @@ class Engine:
                     "as root (sandboxes get their own uids) or fully as another user"
                 )
             return
-        last = self.uid_base + self.concurrency - 1
-        if self.uid_base < 1000 or last > MAX_UID:
+        last = self.uid_base + self.uid_count - 1
+        if self.uid_base < 1000 or last > MAX_UID or self.uid_count < self.concurrency:
             raise SandboxUnavailable(
-                f"SANDBOX_UID_BASE={self.uid_base} with {self.concurrency} concurrent runs "
-                f"needs uids {self.uid_base}..{last}: choose a base of at least 1000 whose "
-                f"range ends below {MAX_UID + 1} and that no user or container uses"
+                f"SANDBOX_UID_BASE={self.uid_base} with SANDBOX_UID_COUNT={self.uid_count} "
+                f"must give at least {self.concurrency} uids between 1000 and {MAX_UID}, "
+                "used by no user or container"
             )
 
     # -- availability -----------------------------------------------------------------
@@ -272,6 +281,7 @@ class Engine:
         cgroups, so a clean exit leaves nothing behind."""
         await self.drain()
         self.spawner.close()
+        self._uids.release()
         if "cgroups" in self.__dict__ and self.cgroups is not None:
             with contextlib.suppress(OSError):
                 self.cgroups.close()

@@ -23,7 +23,7 @@
  * Usage:
  *   coderoom-launch [--cgroup PROCS_FILE]... [--rlimit NAME=SOFT[:HARD]]...
  *                   [--uid UID --gid GID] [--keep-fd FD]... -- PROGRAM [ARG]...
- *   NAME is one of: as, core, cpu, fsize, nofile, nproc.
+ *   NAME is one of: as, core, cpu, fsize, nice, nofile, nproc, rtprio.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define EXIT_LAUNCH_FAILED 125
-#define MAX_KEEP 64
+#define MAX_KEEP 128 /* a program may have 64 files, plus the sandbox's own pipes */
 #define MAX_CGROUPS 8
 
 extern char **environ;
@@ -73,6 +73,7 @@ static int resource_of(const char *name) {
     } table[] = {
         {"as", RLIMIT_AS},       {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},
         {"fsize", RLIMIT_FSIZE}, {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},
+        {"nice", RLIMIT_NICE},   {"rtprio", RLIMIT_RTPRIO},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (strcmp(name, table[i].name) == 0) {

@@ -42,6 +42,9 @@ class Program:
             if item.name in seen:
                 raise ProgramError(f"duplicate file name {item.name!r}")
             seen.add(item.name)
+        directories = {str(parent) for name in seen for parent in PurePosixPath(name).parents}
+        for clash in sorted(seen & directories):
+            raise ProgramError(f"{clash!r} is both a file and a directory of the program")
         if len(self.stdin.encode()) > MAX_STDIN_BYTES:
             raise ProgramError(f"stdin is larger than {MAX_STDIN_BYTES} bytes")
         if len(self.args) > MAX_ARGS:

@@ -259,6 +259,10 @@ class Run:
             return Result(status=self.kill_reason, message=self.kill_message)
         if not compiled:
             self._enter_run_phase()
+            if self._stopped():  # its limits could not be applied
+                return Result(
+                    status=self.kill_reason or Status.INTERNAL_ERROR, message=self.kill_message
+                )
         started = time.monotonic()
         self.child = await self.engine.spawner.start(
             argv, env=LAUNCHER_ENV, keep_fds=[args_fd, *fds.all()]
@@ -292,6 +296,8 @@ class Run:
             if not status_line.startswith(b"C"):
                 return await self._early_result(status_line, compile_text, compile_ms)
             self._enter_run_phase()
+            if self._stopped():
+                return await self._early_result(b"", compile_text, compile_ms)
             os.write(ack_pipe[1], b"go\n")
             self._release(ack_pipe[1])
         return await self._run_phase(compile_text, compile_ms, stdout, stderr, out_done, err_done)
@@ -329,10 +335,19 @@ class Run:
     def _enter_run_phase(self) -> None:
         """Lower the cgroup to the run's limits and count from zero."""
         if self.group is not None:
-            self.group.set_limits(
-                memory_bytes=_megabytes(self.limits.memory_mb),
-                processes=self.limits.processes + self.language.spec.processes_floor + 2,
-            )
+            try:
+                self.group.set_limits(
+                    memory_bytes=_megabytes(self.limits.memory_mb),
+                    processes=self.limits.processes + self.language.spec.processes_floor + 2,
+                )
+            except OSError:
+                # EBUSY: what the sandbox already holds (the compiled program on its
+                # tmpfs, the supervisor) does not fit under the limit the run asked for.
+                self.kill(
+                    Status.MEMORY_EXCEEDED,
+                    f"memory limit of {self.limits.memory_mb} MiB is below what the "
+                    "sandbox needs before the program starts",
+                )
             self.group.reset_accounting()
         self._running = True
         if self.observer is not None:

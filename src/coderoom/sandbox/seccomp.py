@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 from functools import cache
 from typing import Any
 
@@ -96,7 +97,7 @@ DENIED = (
     "syslog", "userfaultfd", "open_by_handle_at", "name_to_handle_at", "io_uring_setup",
     "io_uring_enter", "io_uring_register", "lookup_dcookie", "settimeofday", "stime",
     "clock_settime", "clock_settime64", "adjtimex", "clock_adjtime", "clock_adjtime64", "iopl",
-    "ioperm", "vhangup", "modify_ldt", "mknod", "mknodat", "fanotify_init", "fanotify_mark",
+    "ioperm", "vhangup", "modify_ldt", "fanotify_init", "fanotify_mark",
     "sethostname", "setdomainname", "uselib", "ustat", "sysfs", "nfsservctl", "get_mempolicy",
     "set_mempolicy", "mbind", "migrate_pages", "move_pages", "set_mempolicy_home_node",
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
@@ -114,6 +115,7 @@ CLONE_NAMESPACE_FLAGS = (
     0x20000000,  # CLONE_NEWPID
     0x40000000,  # CLONE_NEWNET
 )
+FILE_TYPE_MASK = 0o170000  # S_IFMT as a mask (Python's stat.S_IFMT is a function)
 ALLOWED_SOCKET_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 # personality(2) values runtimes use to *query* or keep the default: Docker's list.
 ALLOWED_PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
@@ -159,6 +161,13 @@ def _rules(sc: Any) -> Any:
     add(eperm, "socketpair", arg(0, ne, socket.AF_UNIX))
     for value in ALLOWED_PERSONALITIES:  # any other persona answers ENOSYS
         add(allow, "personality", arg(0, eq, value))
+    # mknod(): FIFOs (mkfifo), sockets and plain files; device nodes get EPERM, as the
+    # kernel itself would answer without CAP_MKNOD.
+    for name, mode_arg in (("mknod", 1), ("mknodat", 2)):
+        for file_type in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFREG, 0):
+            add(allow, name, arg(mode_arg, masked_eq, FILE_TYPE_MASK, file_type))
+        for file_type in (stat.S_IFCHR, stat.S_IFBLK):
+            add(eperm, name, arg(mode_arg, masked_eq, FILE_TYPE_MASK, file_type))
     # clone(): allowed without namespace flags, EPERM with any of them.
     mask = 0
     for flag in CLONE_NAMESPACE_FLAGS:

@@ -53,6 +53,7 @@ async def run_worker(
         registry=languages,
         concurrency=settings.worker_concurrency,
         uid_base=settings.sandbox_uid_base,
+        uid_count=settings.sandbox_uid_count,
     )
     await asyncio.to_thread(sandbox.check)  # a worker that cannot sandbox takes no job
     queue = make_queue(settings.redis_url, RedisNames.of(settings))
