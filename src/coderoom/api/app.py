@@ -71,7 +71,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     rate_limiter = RateLimiter.create(settings.redis_url)
     sessionmaker = create_sessionmaker(engine)
-    languages = await asyncio.to_thread(LanguageRegistry.default)
+    languages = await asyncio.to_thread(
+        LanguageRegistry.default, settings.languages, settings.language_files
+    )
     sandbox = Engine(
         registry=languages,
         concurrency=settings.execution_concurrency,

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from coderoom.cli import migrate as migrate_cmd
 from coderoom.cli import run as run_cmd
+from coderoom.cli import runtimes as runtimes_cmd
 from coderoom.cli import serve as serve_cmd
 from coderoom.cli import worker as worker_cmd
 from coderoom.config import Settings, describe_error
@@ -23,6 +24,7 @@ app.command("serve")(serve_cmd.serve)
 app.command("migrate")(migrate_cmd.migrate)
 app.command("run")(run_cmd.run)
 app.command("worker")(worker_cmd.worker)
+app.add_typer(runtimes_cmd.app, name="runtimes")
 
 
 def load_settings() -> Settings:

@@ -42,7 +42,9 @@ async def run_worker(
         interval=settings.database_connect_interval_seconds,
     )
     sessionmaker = create_sessionmaker(database)
-    languages = await asyncio.to_thread(LanguageRegistry.default)
+    languages = await asyncio.to_thread(
+        LanguageRegistry.default, settings.languages, settings.language_files
+    )
     sandbox = Engine(
         registry=languages,
         concurrency=settings.worker_concurrency,
