@@ -54,6 +54,7 @@ async def run_execution(
         language = execution.language
         correlation_id = execution.correlation_id or correlation_id
         program, limits = service.program_of(execution)
+        compile_limits = service.compile_limits_of(execution)
     with (
         structlog.contextvars.bound_contextvars(
             execution_id=str(execution_id), language=language, correlation_id=correlation_id
@@ -64,7 +65,7 @@ async def run_execution(
     ):
         log.info("execution.started")
         try:
-            result = await engine.run(language, program, limits)
+            result = await engine.run(language, program, limits, compile_limits=compile_limits)
         except ProgramError as exc:  # unknown language now, or bad stored program
             result = Result(status=Status.INTERNAL_ERROR, message=str(exc))
         if result.status is Status.INTERNAL_ERROR:

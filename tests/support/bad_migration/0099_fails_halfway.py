@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0001"
+down_revision = "0005"  # the head: re-chain when revisions are added
 branch_labels = None
 depends_on = None
 
