@@ -122,7 +122,7 @@ def test_migrate_command_applies_and_reports(tmp_path: Path) -> None:
     assert applied.returncode == 0, applied.stderr
     assert "database is at 0005" in applied.stdout
     status = _cli("--status", database_url=url)
-    assert "current: 0001" in status.stdout
+    assert "current: 0005" in status.stdout
     assert "pending: (none)" in status.stdout
     history = _cli("--history", database_url=url)
     assert history.stdout.startswith("0001  initial schema")
