@@ -202,3 +202,14 @@ async def test_runs_report_time_and_memory(engine: Engine) -> None:
     assert result.cpu_time_ms is not None
     assert result.memory_kb is not None
     assert 0 < result.memory_kb <= 256 * 1024
+
+
+def test_docs_list_every_language_with_its_aliases() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "LANGUAGES.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")
+    }
+    for s in shipped_specs():
+        assert s.id in rows, s.id
+        assert all(f"`{alias}`" in rows[s.id] for alias in s.aliases), s.id
+    assert f"**{len(shipped_specs())} languages**" in doc
