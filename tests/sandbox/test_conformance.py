@@ -68,9 +68,13 @@ def program(
 
 
 async def run(engine: Engine, language: Language, prog: Program) -> Result:
-    return await engine.run(
+    result = await engine.run(
         language.id, prog, language.limits, compile_limits=language.compile_limits
     )
+    # The engine recycles the run's cgroup in the background; finish that inside this
+    # test's event loop, which closes when the test ends (the engine outlives it).
+    await engine.drain()
+    return result
 
 
 def explain(result: Result) -> str:
