@@ -134,3 +134,18 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).resolve().parent.parent / "env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert {name.upper() for name in Settings.model_fields} <= documented
+
+
+def test_languages_allow_list_comes_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGUAGES", "python, c ,")
+    assert Settings(_env_file=None).languages == ["python", "c"]
+    monkeypatch.setenv("LANGUAGES", "")
+    assert Settings(_env_file=None).languages is None
+
+
+def test_a_languages_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="not a readable file"):
+        make_settings(languages_file=tmp_path / "missing.toml")
+    data = tmp_path / "languages.toml"
+    data.write_text("")
+    assert make_settings(languages_file=data).language_files == (data,)
