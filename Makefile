@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run migrate test check lint format typecheck pytest lock clean
+.PHONY: install run runtimes runtimes-default migrate test check lint format typecheck pytest \
+	conformance bench-languages lock clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -12,8 +13,18 @@ $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 
 install: $(STAMP)
 
+# The small default set of language runtimes (python, javascript, c, cpp, bash): quick to
+# install, so a first `make run` stays quick. Without root it prints the apt-get command and
+# the server starts with whatever is installed.
+runtimes-default: install
+	-$(BIN)/coderoom runtimes install --defaults
+
+# Every language runtime coderoom knows (apt as root; see docs/LANGUAGES.md).
+runtimes: install
+	$(BIN)/coderoom runtimes install --all
+
 # Listens on 127.0.0.1 unless HOST is set (in the environment or .env): see README.
-run: install
+run: runtimes-default
 	$(BIN)/coderoom migrate
 	$(BIN)/coderoom serve
 
@@ -34,6 +45,13 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+# Only the per-language conformance suite (part of `make test` too).
+conformance: install
+	$(BIN)/pytest -m conformance
+
+bench-languages: install
+	$(BIN)/python bench/languages.py
 
 format: install
 	$(BIN)/ruff check --fix .

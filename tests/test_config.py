@@ -162,3 +162,18 @@ def test_redis_prefix_defaults_to_the_database_name(database_url: str, prefix: s
 def test_a_redis_prefix_with_a_colon_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"redis_prefix"):
         make_settings(redis_prefix="a:b")
+
+
+def test_languages_allow_list_comes_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGUAGES", "python, c ,")
+    assert Settings(_env_file=None).languages == ["python", "c"]
+    monkeypatch.setenv("LANGUAGES", "")
+    assert Settings(_env_file=None).languages is None
+
+
+def test_a_languages_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="not a readable file"):
+        make_settings(languages_file=tmp_path / "missing.toml")
+    data = tmp_path / "languages.toml"
+    data.write_text("")
+    assert make_settings(languages_file=data).language_files == (data,)

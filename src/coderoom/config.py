@@ -203,6 +203,11 @@ class Settings(BaseSettings):
     sandbox_uid_base: int = Field(default=2_000_000_000, ge=1000, le=2**31 - 2)
     sandbox_uid_count: int = Field(default=65_536, ge=1, le=2**24)
 
+    # Offer only these language ids (comma-separated; empty: every installed language), and
+    # read more languages, or changes to shipped ones, from a TOML file (docs/LANGUAGES.md).
+    languages: Annotated[list[str] | None, NoDecode] = None
+    languages_file: Path | None = None
+
     queue_max_depth: int = Field(default=1000, ge=1)
     worker_concurrency: int | None = Field(default=None, ge=1, le=256)
     worker_heartbeat_seconds: int = Field(default=5, ge=1)
@@ -314,6 +319,24 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _parse_languages(cls, value: object) -> object:
+        value = _split_csv(value)
+        return value or None
+
+    @field_validator("languages_file", mode="before")
+    @classmethod
+    def _empty_file_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("languages_file")
+    @classmethod
+    def _check_languages_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_proxies(cls, value: object) -> object:
@@ -362,6 +385,11 @@ class Settings(BaseSettings):
     def resolved_database_ssl(self) -> DatabaseSSL:
         """DATABASE_SSL wins; else what the URL's sslmode asked for; else off."""
         return self.database_ssl or self._normalized_db[1] or DatabaseSSL.DISABLE
+
+    @property
+    def language_files(self) -> tuple[Path, ...]:
+        """Language data files to read after the shipped one."""
+        return (self.languages_file,) if self.languages_file is not None else ()
 
     @property
     def is_sqlite(self) -> bool:

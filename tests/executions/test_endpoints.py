@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from coderoom.sandbox import MAXIMA, Limits
 from tests.sandbox.test_escape import host_processes_with
 from tests.support.factories import create_session, invite, join, user
 
@@ -40,12 +41,20 @@ async def test_languages_are_listed_without_signing_in(client: httpx.AsyncClient
     response = await client.get("/api/v1/sandbox/languages")
     assert response.status_code == 200
     python = next(item for item in response.json() if item["id"] == "python")
-    assert python == {
+    assert python | {"version": "", "notes": ""} == {
         "id": "python",
         "name": "Python",
-        "version": python["version"],
+        "version": "",
+        "aliases": ["py", "python3", "py3"],
+        "extensions": [".py"],
         "compiled": False,
         "file_name": "main.py",
+        "arguments": True,
+        "limits": Limits().as_dict(),
+        "maxima": MAXIMA.as_dict(),
+        "compile_limits": None,
+        "compile_maxima": None,
+        "notes": "",
     }
     assert python["version"].startswith("3.")
 
@@ -135,7 +144,7 @@ async def test_limits_over_the_maxima_are_a_422_naming_the_field(
 
 async def test_bad_requests_change_nothing(client: httpx.AsyncClient) -> None:
     ada = await user(client, "ada")
-    unknown = await run(client, ada, language="cobol", source="x")
+    unknown = await run(client, ada, language="brainfuck", source="x")
     assert unknown.status_code == 422
     assert "python" in unknown.json()["known_languages"]
     both = await run(client, ada, source="x", files=[{"name": "a.py", "content": "x"}])

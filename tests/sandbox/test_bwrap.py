@@ -18,8 +18,6 @@ TOY = LanguageSpec(
     name="Toy",
     file_name="main.toy",
     executables=("/usr/bin/toy",),
-    version_args=(),
-    version_pattern="",
     run=("{exe}", "{entry}"),
     extensions=(".toy",),
 )
@@ -28,9 +26,7 @@ COMPILED_TOY = LanguageSpec(
     name="Compiled toy",
     file_name="main.toy",
     executables=("/usr/bin/toyc",),
-    version_args=(),
-    version_pattern="",
-    compile=("{exe}", "-o", "main", "{sources}"),
+    compile=(("{exe}", "-o", "main", "{sources}"),),
     run=("./main",),
     extensions=(".toy",),
 )

@@ -30,7 +30,7 @@ async def test_broken_bwrap_is_reported_not_bypassed(tmp_path: Path) -> None:
 
 async def test_unknown_language_lists_the_known_ones(engine: Engine) -> None:
     with pytest.raises(UnknownLanguage, match="python"):
-        await engine.run("cobol", Program.single("main.cob", ""))
+        await engine.run("brainfuck", Program.single("main.bf", ""))
 
 
 def _coderoom(*args: str) -> subprocess.CompletedProcess[str]:

@@ -49,7 +49,9 @@ def test_stdin_is_capped_at_one_mebibyte() -> None:
 
 def test_limits_over_the_maxima_name_the_field() -> None:
     with pytest.raises(LimitsError) as caught:
-        Limits().merged({"memory_mb": MAXIMA.memory_mb + 1, "cpu_time_ms": 0, "bogus": 1})
+        Limits().merged(
+            {"memory_mb": MAXIMA.memory_mb + 1, "cpu_time_ms": 0, "bogus": 1}, maxima=MAXIMA
+        )
     assert set(caught.value.fields) == {"memory_mb", "cpu_time_ms", "bogus"}
 
 

@@ -41,7 +41,7 @@ async def test_source_is_stored_byte_for_byte(client: httpx.AsyncClient) -> None
 async def test_unknown_language_is_a_422_listing_known_ones(client: httpx.AsyncClient) -> None:
     ada = await user(client, "ada")
     response = await client.post(
-        "/api/v1/sessions", json={"title": "x", "language": "cobol"}, headers=ada
+        "/api/v1/sessions", json={"title": "x", "language": "brainfuck"}, headers=ada
     )
     assert response.status_code == 422
     assert "python" in response.json()["known_languages"]

@@ -80,7 +80,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     names = RedisNames.of(settings)
     rate_limiter = RateLimiter.create(settings.redis_url, names)
     sessionmaker = create_sessionmaker(engine)
-    languages = await asyncio.to_thread(LanguageRegistry.default)
+    languages = await asyncio.to_thread(
+        LanguageRegistry.default, settings.languages, settings.language_files
+    )
     sandbox = Engine(
         registry=languages,
         concurrency=settings.execution_concurrency,

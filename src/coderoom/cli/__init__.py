@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from coderoom.cli import doctor as doctor_cmd
 from coderoom.cli import migrate as migrate_cmd
 from coderoom.cli import run as run_cmd
+from coderoom.cli import runtimes as runtimes_cmd
 from coderoom.cli import serve as serve_cmd
 from coderoom.cli import users as users_cmd
 from coderoom.cli import worker as worker_cmd
@@ -27,6 +28,7 @@ app.command("run")(run_cmd.run)
 app.command("worker")(worker_cmd.worker)
 app.command("doctor")(doctor_cmd.doctor)
 app.add_typer(users_cmd.app, name="users")
+app.add_typer(runtimes_cmd.app, name="runtimes")
 
 
 def load_settings() -> Settings:

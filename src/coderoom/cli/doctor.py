@@ -25,19 +25,7 @@ from coderoom.infra.db import create_engine, ping
 from coderoom.infra.logging import configure_logging
 from coderoom.infra.startup import describe_database, describe_redis
 from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
-from coderoom.sandbox.languages import SPECS
-
-#: The Debian package that brings each language's runtime.
-RUNTIME_PACKAGES = {
-    "python": "python3",
-    "javascript": "nodejs",
-    "c": "gcc",
-    "cpp": "g++",
-    "java": "default-jdk-headless",
-    "rust": "rustc",
-    "bash": "bash",
-    "perl": "perl",
-}
+from coderoom.sandbox.languages import shipped_specs
 
 Outcome = Literal["ok", "warn", "FAIL"]
 
@@ -78,18 +66,17 @@ def _sandbox(engine: Engine) -> list[Finding]:
 
 def _runtimes(registry: LanguageRegistry) -> list[Finding]:
     findings = []
-    for spec in SPECS:
+    for spec in shipped_specs():
         language = registry.get(spec.id)
         if language is not None:
             findings.append(Finding("ok", f"runtime {spec.id}", f"{spec.name} {language.version}"))
         else:
-            package = RUNTIME_PACKAGES.get(spec.id, spec.id)
             findings.append(
                 Finding(
                     "warn",
                     f"runtime {spec.id}",
                     f"{spec.name} is not installed; the language is not offered",
-                    f"apt-get install {package}",
+                    f"coderoom runtimes install {spec.id}",
                 )
             )
     if len(registry) == 0:

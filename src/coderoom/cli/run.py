@@ -30,8 +30,10 @@ def _guess_language(engine: Engine, path: Path) -> str | None:
 
 
 async def _run_once(engine: Engine, language_id: str, program: Program, limits: Limits) -> Result:
+    language = engine.registry.get(language_id)
+    compile_limits = language.compile_limits if language is not None else None
     try:
-        return await engine.run(language_id, program, limits)
+        return await engine.run(language_id, program, limits, compile_limits=compile_limits)
     finally:
         await engine.close()  # leaves no cgroup behind
 
@@ -62,8 +64,11 @@ def run(
         )
         raise typer.Exit(2)
     try:
-        limits = Limits().merged(
-            {"cpu_time_ms": time_limit, "wall_time_ms": wall_limit, "memory_mb": memory_limit}
+        found = engine.registry.get(language_id)
+        base, maxima = (found.limits, found.maxima) if found else (Limits(), None)
+        limits = base.merged(
+            {"cpu_time_ms": time_limit, "wall_time_ms": wall_limit, "memory_mb": memory_limit},
+            maxima=maxima,
         )
         program = Program.single(
             file.name,

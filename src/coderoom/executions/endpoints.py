@@ -86,17 +86,9 @@ async def _respond(
 
 @router.get("/sandbox/languages", response_model=list[LanguageRead])
 async def list_languages(request: Request) -> list[LanguageRead]:
-    """The languages this server runs (no sign-in needed)."""
-    return [
-        LanguageRead(
-            id=language.id,
-            name=language.name,
-            version=language.version,
-            compiled=language.compiled,
-            file_name=language.file_name,
-        )
-        for language in _policy(request).languages
-    ]
+    """The languages this server runs (no sign-in needed): ids, aliases, versions, and
+    each one's default limits and the most a request may ask for."""
+    return [service.language_read(language) for language in _policy(request).languages]
 
 
 @router.post(

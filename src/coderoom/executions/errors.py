@@ -17,6 +17,10 @@ class UnknownLanguage(ValidationError):
     code = "unknown_language"
 
 
+class VersionUnavailable(ValidationError):
+    code = "version_unavailable"
+
+
 class InvalidLimits(ValidationError):
     code = "invalid_limits"
 

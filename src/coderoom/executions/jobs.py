@@ -57,6 +57,7 @@ async def run_execution(
         metrics.QUEUE_WAIT.observe(max(0.0, (now - execution.created_at).total_seconds()))
         correlation_id = execution.correlation_id or correlation_id
         program, limits = service.program_of(execution)
+        compile_limits = service.compile_limits_of(execution)
     with (
         structlog.contextvars.bound_contextvars(
             execution_id=str(execution_id), language=language, correlation_id=correlation_id
@@ -68,7 +69,7 @@ async def run_execution(
         log.info("execution.started")
         started = time.perf_counter()
         try:
-            result = await engine.run(language, program, limits)
+            result = await engine.run(language, program, limits, compile_limits=compile_limits)
         except ProgramError as exc:  # unknown language now, or bad stored program
             result = Result(status=Status.INTERNAL_ERROR, message=str(exc))
         metrics.observe_run(

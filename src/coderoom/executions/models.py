@@ -41,6 +41,7 @@ class Execution(UUIDPrimaryKey, Base):
     stdin: Mapped[str] = mapped_column(Text, nullable=False, default="")
     args: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    compile_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     exit_code: Mapped[int | None] = mapped_column(Integer)
     signal: Mapped[int | None] = mapped_column(Integer)

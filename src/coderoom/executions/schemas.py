@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,8 +16,14 @@ TERMINAL = frozenset(STATUSES) - {"queued", "running"}
 
 
 class FileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: Identifier = Field(min_length=1, max_length=255, examples=["main.py"])
     content: RawCode
+    encoding: Literal["utf8", "base64"] = Field(
+        default="utf8",
+        description="`base64` for binary data files: `content` is decoded before the run.",
+    )
 
 
 class LimitsIn(BaseModel):
@@ -32,13 +38,39 @@ class LimitsIn(BaseModel):
     output_kb: int | None = Field(default=None, ge=1)
 
 
+class CompileLimitsIn(BaseModel):
+    """Limits of the compile phase (compiled languages only); each at most the language's
+    compile maximum (GET /sandbox/languages)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_time_ms: int | None = Field(default=None, ge=1)
+    wall_time_ms: int | None = Field(default=None, ge=1)
+    memory_mb: int | None = Field(default=None, ge=1)
+    processes: int | None = Field(default=None, ge=1)
+    output_kb: int | None = Field(default=None, ge=1)
+
+
 class ExecutionCreate(BaseModel):
-    language: Identifier = Field(max_length=32, examples=["python"])
+    # A field we do not know may change what the caller meant (`version`, `encoding`):
+    # refuse it rather than run something else.
+    model_config = ConfigDict(extra="forbid")
+
+    language: Identifier = Field(
+        max_length=32, examples=["python"], description="A language id or one of its aliases."
+    )
+    version: Identifier | None = Field(
+        default=None,
+        max_length=32,
+        examples=["3.11"],
+        description="Must match the installed version (3, 3.11 and 3.11.2 match 3.11.2).",
+    )
     source: RawCode | None = Field(default=None, examples=["print('hello')"])
     files: list[FileIn] | None = Field(default=None, min_length=1, max_length=64)
     stdin: RawCode = ""
     args: list[RawCode] = Field(default_factory=list, max_length=64)
     limits: LimitsIn | None = None
+    compile_limits: CompileLimitsIn | None = None
     session_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
@@ -49,6 +81,8 @@ class ExecutionCreate(BaseModel):
 
 
 class SessionRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     stdin: RawCode = ""
     args: list[RawCode] = Field(default_factory=list, max_length=64)
 
@@ -59,6 +93,7 @@ class ExecutionRead(BaseModel):
     status: Status
     exit_code: int | None
     signal: int | None
+    signal_name: str | None = Field(description="The signal's name, e.g. SIGKILL.")
     stdout: str
     stderr: str
     compile_output: str
@@ -68,6 +103,7 @@ class ExecutionRead(BaseModel):
     cpu_time_ms: int | None
     memory_kb: int | None
     limits: dict[str, Any]
+    compile_limits: dict[str, Any] | None
     message: str | None = Field(description="Why: for timeouts, limits, errors.")
     session_id: uuid.UUID | None
     created_by: uuid.UUID
@@ -85,5 +121,13 @@ class LanguageRead(BaseModel):
     id: str
     name: str
     version: str
+    aliases: list[str]
+    extensions: list[str]
     compiled: bool
-    file_name: str
+    file_name: str = Field(description="The name a lone `source` is saved under.")
+    arguments: bool = Field(description="Whether the program takes command-line arguments.")
+    limits: dict[str, int] = Field(description="Defaults for `limits`.")
+    maxima: dict[str, int] = Field(description="The most `limits` may ask for.")
+    compile_limits: dict[str, int] | None = Field(description="Defaults (compiled only).")
+    compile_maxima: dict[str, int] | None
+    notes: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import signal
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,16 +24,20 @@ from coderoom.executions.errors import (
     SandboxUnavailable,
     SourceTooLarge,
     UnknownLanguage,
+    VersionUnavailable,
 )
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
+    CompileLimitsIn,
     ExecutionCreate,
     ExecutionPage,
     ExecutionRead,
+    LanguageRead,
     LimitsIn,
     SessionRun,
 )
 from coderoom.sandbox import (
+    Language,
     LanguageRegistry,
     Limits,
     LimitsError,
@@ -38,6 +45,8 @@ from coderoom.sandbox import (
     ProgramError,
     ProgramFile,
 )
+from coderoom.sandbox.languages import LanguageNotFound, VersionNotAvailable
+from coderoom.sandbox.policy import CompileLimits
 from coderoom.sandbox.result import Result
 from coderoom.sessions import service as sessions_service
 from coderoom.sessions.errors import SessionNotFound
@@ -57,6 +66,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _signal_name(number: int | None) -> str | None:
+    try:
+        return signal.Signals(number).name if number is not None else None
+    except ValueError:  # a real-time signal has no name of its own
+        return f"SIG{number}"
+
+
 def to_read(execution: Execution) -> ExecutionRead:
     return ExecutionRead(
         id=execution.id,
@@ -64,6 +80,7 @@ def to_read(execution: Execution) -> ExecutionRead:
         status=execution.status,
         exit_code=execution.exit_code,
         signal=execution.signal,
+        signal_name=_signal_name(execution.signal),
         stdout=execution.stdout,
         stderr=execution.stderr,
         compile_output=execution.compile_output,
@@ -73,6 +90,7 @@ def to_read(execution: Execution) -> ExecutionRead:
         cpu_time_ms=execution.cpu_time_ms,
         memory_kb=execution.memory_kb,
         limits=execution.limits,
+        compile_limits=execution.compile_limits,
         message=execution.error,
         session_id=execution.session_id,
         created_by=execution.created_by,
@@ -82,43 +100,124 @@ def to_read(execution: Execution) -> ExecutionRead:
     )
 
 
-def _limits(requested: LimitsIn | None) -> Limits:
+def language_read(language: Language) -> LanguageRead:
+    """What GET /sandbox/languages says about one language."""
+    return LanguageRead(
+        id=language.id,
+        name=language.name,
+        version=language.version,
+        aliases=list(language.aliases),
+        extensions=list(language.spec.extensions),
+        compiled=language.compiled,
+        file_name=language.file_name,
+        arguments=language.spec.arguments,
+        limits=language.limits.as_dict(),
+        maxima=language.maxima.as_dict(),
+        compile_limits=language.compile_limits.as_dict() if language.compiled else None,
+        compile_maxima=language.compile_maxima.as_dict() if language.compiled else None,
+        notes=language.spec.notes,
+    )
+
+
+def resolve_language(policy: ExecutionPolicy, name: str, version: str | None = None) -> Language:
+    """The language a request names (id or alias), in the version it asks for, or 422."""
     try:
-        return Limits().merged(requested.model_dump(exclude_none=True) if requested else None)
+        return policy.languages.resolve(name, version)
+    except LanguageNotFound as exc:
+        raise UnknownLanguage(
+            f"Unknown language {name!r}; known: {', '.join(exc.known)}.",
+            errors=[{"field": "body.language", "message": "unknown language", "type": "language"}],
+            extra={"known_languages": exc.known},
+        ) from None
+    except VersionNotAvailable as exc:
+        raise VersionUnavailable(
+            f"{exc.language} {version} is not available here; available: "
+            f"{', '.join(exc.available)}.",
+            errors=[{"field": "body.version", "message": "not available", "type": "version"}],
+            extra={"available_versions": exc.available},
+        ) from None
+
+
+def _limits_error(exc: LimitsError, field: str) -> InvalidLimits:
+    return InvalidLimits(
+        "Limits outside what this server allows: "
+        + "; ".join(f"{k} {v}" for k, v in exc.fields.items()),
+        errors=[
+            {"field": f"body.{field}.{name}", "message": message, "type": "limit"}
+            for name, message in exc.fields.items()
+        ],
+    )
+
+
+def _limits(language: Language, requested: LimitsIn | None) -> Limits:
+    """The language's default limits with the caller's, each within the language's maxima."""
+    try:
+        return language.limits.merged(
+            requested.model_dump(exclude_none=True) if requested else None,
+            maxima=language.maxima,
+        )
     except LimitsError as exc:
-        raise InvalidLimits(
-            "Limits outside what this server allows: "
-            + "; ".join(f"{k} {v}" for k, v in exc.fields.items()),
+        raise _limits_error(exc, "limits") from None
+
+
+def _compile_limits(language: Language, requested: CompileLimitsIn | None) -> CompileLimits | None:
+    if not language.compiled:
+        if requested is not None:
+            raise InvalidLimits(
+                f"{language.name} is not compiled: compile_limits do not apply.",
+                errors=[
+                    {"field": "body.compile_limits", "message": "not compiled", "type": "limit"}
+                ],
+            )
+        return None
+    try:
+        return language.compile_limits.merged(
+            requested.model_dump(exclude_none=True) if requested else None,
+            maxima=language.compile_maxima,
+        )
+    except LimitsError as exc:
+        raise _limits_error(exc, "compile_limits") from None
+
+
+def _decoded(index: int, name: str, content: str, encoding: str) -> str | bytes:
+    if encoding == "utf8":
+        return content
+    try:
+        return base64.b64decode(content, validate=True)
+    except binascii.Error:
+        raise InvalidProgram(
+            f"File {name!r} is not valid base64.",
             errors=[
-                {"field": f"body.limits.{name}", "message": message, "type": "limit"}
-                for name, message in exc.fields.items()
+                {
+                    "field": f"body.files.{index}.content",
+                    "message": "invalid base64",
+                    "type": "encoding",
+                }
             ],
         ) from None
 
 
 def _program(
     policy: ExecutionPolicy,
-    language: str,
-    files: list[tuple[str, str]],
+    language: Language,
+    files: list[tuple[str, str, str]],
     stdin: str,
     args: list[str],
 ) -> Program:
-    found = policy.languages.get(language)
-    if found is None:
-        known = policy.languages.ids()
-        raise UnknownLanguage(
-            f"Unknown language {language!r}; known: {', '.join(known)}.",
-            errors=[{"field": "body.language", "message": "unknown language", "type": "language"}],
-            extra={"known_languages": known},
-        )
-    size = sum(len(content.encode()) for _, content in files)
+    contents = [
+        (name, _decoded(i, name, content, encoding))
+        for i, (name, content, encoding) in enumerate(files)
+    ]
+    size = sum(len(c.encode() if isinstance(c, str) else c) for _, c in contents)
     if size > policy.max_source_bytes:
         raise SourceTooLarge(
             f"The program is {size} bytes; the limit is {policy.max_source_bytes} bytes."
         )
+    if args and not language.spec.arguments:
+        raise InvalidProgram(f"{language.name} programs take no command-line arguments.")
     try:
         return Program(
-            files=tuple(ProgramFile(name, content) for name, content in files),
+            files=tuple(ProgramFile(name, content) for name, content in contents),
             stdin=stdin,
             args=tuple(args),
         )
@@ -142,18 +241,26 @@ async def _insert(
     *,
     user: User,
     language: str,
+    files: list[tuple[str, str, str]],
     program: Program,
     limits: Limits,
+    compile_limits: CompileLimits | None,
     session_id: uuid.UUID | None,
     correlation_id: str | None,
 ) -> Execution:
     execution = Execution(
         language=language,
         status="queued",
-        files=[{"name": f.name, "content": f.content} for f in program.files],
+        # As sent: a base64 file stays base64 text (JSON holds no raw bytes).
+        files=[
+            {"name": name, "content": content}
+            | ({"encoding": encoding} if encoding != "utf8" else {})
+            for name, content, encoding in files
+        ],
         stdin=program.stdin,
         args=list(program.args),
         limits=limits.as_dict(),
+        compile_limits=compile_limits.as_dict() if compile_limits else None,
         session_id=session_id,
         created_by=user.id,
         correlation_id=correlation_id,
@@ -175,21 +282,24 @@ async def create(
     """Accept a program to run. The caller enqueues it once this transaction commits."""
     if data.session_id is not None:
         await sessions_service.access(db, session_id=data.session_id, user=user, need="edit")
-    language = policy.languages.get(data.language)
-    files = (
-        [(f.name, f.content) for f in data.files]
+    language = resolve_language(policy, data.language, data.version)
+    files: list[tuple[str, str, str]] = (
+        [(f.name, f.content, f.encoding) for f in data.files]
         if data.files is not None
-        else [(language.file_name if language else "main", data.source or "")]
+        else [(language.entry_name(data.source or ""), data.source or "", "utf8")]
     )
-    program = _program(policy, data.language, files, data.stdin, data.args)
-    limits = _limits(data.limits)
+    program = _program(policy, language, files, data.stdin, data.args)
+    limits = _limits(language, data.limits)
+    compile_limits = _compile_limits(language, data.compile_limits)
     await _admit(db, policy, user)
     return await _insert(
         db,
         user=user,
-        language=data.language,
+        language=language.id,
+        files=files,
         program=program,
         limits=limits,
+        compile_limits=compile_limits,
         session_id=data.session_id,
         correlation_id=correlation_id,
     )
@@ -206,16 +316,18 @@ async def run_session(
 ) -> Execution:
     """Run a session's current source in its language (owner, editor)."""
     session, _ = await sessions_service.access(db, session_id=session_id, user=user, need="edit")
-    language = policy.languages.get(session.language)
-    name = language.file_name if language else "main"
-    program = _program(policy, session.language, [(name, session.source)], data.stdin, data.args)
+    language = resolve_language(policy, session.language)
+    files = [(language.entry_name(session.source), session.source, "utf8")]
+    program = _program(policy, language, files, data.stdin, data.args)
     await _admit(db, policy, user)
     return await _insert(
         db,
         user=user,
-        language=session.language,
+        language=language.id,
+        files=files,
         program=program,
-        limits=Limits(),
+        limits=language.limits,
+        compile_limits=language.compile_limits if language.compiled else None,
         session_id=session_id,
         correlation_id=correlation_id,
     )
@@ -310,8 +422,19 @@ def result_values(result: Result) -> dict[str, Any]:
 
 def program_of(execution: Execution) -> tuple[Program, Limits]:
     program = Program(
-        files=tuple(ProgramFile(f["name"], f["content"]) for f in execution.files),
+        files=tuple(
+            ProgramFile(
+                f["name"],
+                base64.b64decode(f["content"]) if f.get("encoding") == "base64" else f["content"],
+            )
+            for f in execution.files
+        ),
         stdin=execution.stdin,
         args=tuple(execution.args),
     )
     return program, Limits(**execution.limits)
+
+
+def compile_limits_of(execution: Execution) -> CompileLimits | None:
+    """The compile limits accepted with the execution (None: the engine's defaults)."""
+    return CompileLimits(**execution.compile_limits) if execution.compile_limits else None

@@ -131,17 +131,18 @@ def proc_layout(layout: ProcLayout) -> list[str]:
 
 
 def supervisor_script(
-    *, compile_argv: Sequence[str], run_argv: Sequence[str], fds: Fds, compile_cpu_s: int,
-    run_cpu_s: int,
+    *, compile_steps: Sequence[Sequence[str]], run_argv: Sequence[str], fds: Fds,
+    compile_cpu_s: int, run_cpu_s: int,
 ) -> str:  # fmt: skip
-    """The bash script that drives a compiled language's two phases inside the sandbox."""
+    """The bash script that drives a compiled language's two phases inside the sandbox.
+    Compile steps run in order, each only if the one before succeeded (assemble, link)."""
     if fds.compile_out is None or fds.status is None or fds.ack is None or fds.script is None:
         raise ValueError("a compiled language needs the compile, status, ack and script fds")
     return "\n".join(
         [
             "set -u",
             f"exec {fds.script}<&-",  # bash reads its own copy; the program never sees it
-            f"( ulimit -t {compile_cpu_s}; exec {shlex.join(compile_argv)} ) "
+            f"( ulimit -t {compile_cpu_s}; {_steps(compile_steps)} ) "
             f"</dev/null >&{fds.compile_out} 2>&1",
             "rc=$?",
             f"exec {fds.compile_out}>&-",
@@ -153,6 +154,13 @@ def supervisor_script(
             f'exec {shlex.join(run_argv)} "$@"',
         ]
     )
+
+
+def _steps(steps: Sequence[Sequence[str]]) -> str:
+    if not steps:
+        raise ValueError("a compiled language needs at least one compile step")
+    *first, last = [shlex.join(step) for step in steps]
+    return " && ".join([*first, f"exec {last}"])
 
 
 def cpu_seconds(milliseconds: int) -> int:
@@ -233,7 +241,7 @@ def compiled_script(
     )
     assert compile_argv is not None
     return supervisor_script(
-        compile_argv=compile_argv,
+        compile_steps=compile_argv,
         run_argv=run_argv,
         fds=fds,
         compile_cpu_s=cpu_seconds(compile_limits.cpu_time_ms),

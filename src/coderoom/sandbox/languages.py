@@ -1,11 +1,16 @@
 """The language registry: data describing each runtime, resolved against this machine.
 
-A language is listed only when its runtime is installed. Commands are argv templates, run
-without a shell: each element is formatted with the placeholders {exe} (the resolved
-runtime or compiler), {entry} (the entry file), {stem} (entry file name without
-extension), {memory_mb} and {heap_mb} (the run's memory limit and a heap size that fits
-inside it); an element that is exactly "{sources}" becomes every file of the program with
-the language's extensions, one argument each.
+Languages are data (`languages.toml` next to this module, plus any file an operator adds
+with LANGUAGES_FILE; see docs/LANGUAGES.md for every field). A language is listed only
+when its runtime is installed and the sandbox's unprivileged uid can read it.
+
+Commands are argv templates, run without a shell: each element is formatted with
+{exe} (the resolved runtime or compiler), {exe_dir}, each of the language's tools (e.g.
+{java}), {entry} (the entry file), {stem} (the entry's name without extension),
+{memory_mb} and {heap_mb} (the run's memory limit and a heap that fits inside it). An
+element that is exactly "{sources}" becomes every file of the program with the language's
+extensions, one argument each, and "{objects}" the same names with ".o" appended; a
+compile step holding "{source}" is repeated once per source file.
 """
 
 from __future__ import annotations
@@ -15,16 +20,83 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping
+import tomllib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
 import structlog
+
+from coderoom.sandbox.policy import (
+    CEILING,
+    COMPILE_CEILING,
+    COMPILE_DEFAULTS,
+    COMPILE_MAXIMA,
+    DEFAULTS,
+    MAXIMA,
+    CompileLimits,
+    Limits,
+    LimitsError,
+)
 
 log = structlog.get_logger(__name__)
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+DATA_FILE = Path(__file__).with_name("languages.toml")
+#: Where `coderoom runtimes install` puts runtimes that do not come from apt (npm, PyPI):
+#: under /usr, so the sandbox's read-only /usr bind already holds them, world-readable.
+RUNTIMES_PREFIX = "/usr/local/lib/coderoom/runtimes"
+_DETECT_THREADS = 8
+
+
+class LanguageDataError(ValueError):
+    """A language data file is malformed; the message names the file and the entry."""
+
+
+class LanguageNotFound(LookupError):
+    """No language by this id or alias is available here."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = list(known)
+        super().__init__(f"unknown language {name!r}; known: {', '.join(self.known)}")
+
+
+class VersionNotAvailable(LookupError):
+    """The language is here, but not in the version asked for."""
+
+    def __init__(self, language: str, requested: str, available: Sequence[str]) -> None:
+        self.language = language
+        self.requested = requested
+        self.available = list(available)
+        super().__init__(
+            f"{language} {requested} is not installed; available: {', '.join(self.available)}"
+        )
+
+
+@dataclass(frozen=True)
+class VersionProbe:
+    """How to learn a runtime's version: run a command, or read a path's resolved name or
+    a file's text (a versioned jar behind a symlink, or a VERSION file, costs nothing; a
+    JVM start costs a second). `path` and `file` may be glob patterns (first match)."""
+
+    command: tuple[str, ...] = ()  # argv template, e.g. ("{exe}", "--version")
+    path: str | None = None
+    file: str | None = None
+    pattern: str = r"(\S+)"
+
+
+@dataclass(frozen=True)
+class Install:
+    """What installs the runtime: Debian packages, or a pinned npm / PyPI package put
+    under RUNTIMES_PREFIX."""
+
+    apt: tuple[str, ...] = ()
+    npm: str | None = None  # a directory under sandbox/runtimes/ with package.json + lock
+    pip: str | None = None  # a pinned requirement, e.g. "ziglang==0.13.0"
 
 
 @dataclass(frozen=True)
@@ -33,131 +105,40 @@ class LanguageSpec:
     name: str
     file_name: str
     executables: tuple[str, ...]  # candidates, first found wins
-    version_args: tuple[str, ...]
-    version_pattern: str
     run: tuple[str, ...]
-    compile: tuple[str, ...] | None = None
+    version: VersionProbe = VersionProbe()
+    compile: tuple[tuple[str, ...], ...] | None = None  # steps, run in order
     extensions: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
-    etc_binds: tuple[str, ...] = ()  # glob patterns under /etc the runtime reads
+    binds: tuple[str, ...] = ()  # glob patterns of host paths the runtime reads
+    tools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # more executables
     sysroot_args: tuple[str, ...] | None = None  # ask the tool where its toolchain lives
     processes_floor: int = 0  # threads the runtime needs before user code runs
+    main_pattern: str | None = None  # source → {main} in file_name (Java's public class)
+    entry_last: bool = False  # "{sources}" lists the entry file last (OCaml, Fortran)
+    arguments: bool = True  # False: the program takes no command-line arguments (SQL)
+    limits: Limits = DEFAULTS
+    maxima: Limits = MAXIMA
+    compile_limits: CompileLimits = COMPILE_DEFAULTS
+    compile_maxima: CompileLimits = COMPILE_MAXIMA
+    install: Install = Install()
+    default: bool = False  # part of the small set `make run` installs
+    notes: str = ""
 
+    @property
+    def compiled(self) -> bool:
+        return self.compile is not None
 
-SPECS: tuple[LanguageSpec, ...] = (
-    LanguageSpec(
-        id="python",
-        name="Python",
-        file_name="main.py",
-        executables=("/usr/bin/python3", "python3"),
-        version_args=("--version",),
-        version_pattern=r"Python (\S+)",
-        run=("{exe}", "-E", "-s", "-B", "{entry}"),
-        extensions=(".py",),
-        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
-    ),
-    LanguageSpec(
-        id="javascript",
-        name="JavaScript (Node.js)",
-        file_name="main.js",
-        executables=("/usr/bin/node", "node", "nodejs"),
-        version_args=("--version",),
-        version_pattern=r"v?(\S+)",
-        run=("{exe}", "--max-old-space-size={heap_mb}", "--stack-size=4096", "{entry}"),
-        extensions=(".js", ".mjs", ".cjs"),
-        processes_floor=16,
-    ),
-    LanguageSpec(
-        id="c",
-        name="C (GCC)",
-        file_name="main.c",
-        executables=("/usr/bin/gcc", "gcc"),
-        version_args=("-dumpfullversion",),
-        version_pattern=r"(\S+)",
-        compile=("{exe}", "-O2", "-std=gnu17", "-pipe", "-o", "main", "{sources}", "-lm"),
-        run=("./main",),
-        extensions=(".c",),
-    ),
-    LanguageSpec(
-        id="cpp",
-        name="C++ (G++)",
-        file_name="main.cpp",
-        executables=("/usr/bin/g++", "g++"),
-        version_args=("-dumpfullversion",),
-        version_pattern=r"(\S+)",
-        compile=("{exe}", "-O2", "-std=gnu++17", "-pipe", "-o", "main", "{sources}", "-lm"),
-        run=("./main",),
-        extensions=(".cpp", ".cc", ".cxx"),
-    ),
-    LanguageSpec(
-        id="java",
-        name="Java (OpenJDK)",
-        file_name="Main.java",
-        executables=("/usr/bin/javac", "javac"),
-        version_args=("-version",),
-        version_pattern=r"javac (\S+)",
-        compile=(
-            "{exe}",
-            "-J-XX:+UseSerialGC",
-            "-J-XX:TieredStopAtLevel=1",
-            "-J-Xshare:auto",
-            "-J-XX:-UsePerfData",
-            "-encoding",
-            "UTF-8",
-            "-d",
-            ".",
-            "{sources}",
-        ),
-        run=(
-            "{java}",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Xshare:auto",
-            "-XX:-UsePerfData",
-            "-Xss8m",
-            "-XX:MaxRAM={memory_mb}m",
-            "-Xmx{heap_mb}m",
-            "-cp",
-            ".",
-            "{stem}",
-        ),
-        extensions=(".java",),
-        etc_binds=("/etc/java-*",),
-        processes_floor=32,
-    ),
-    LanguageSpec(
-        id="rust",
-        name="Rust",
-        file_name="main.rs",
-        executables=("rustc",),
-        version_args=("--version",),
-        version_pattern=r"rustc (\S+)",
-        compile=("{exe}", "--edition", "2021", "-C", "opt-level=2", "-o", "main", "{entry}"),
-        run=("./main",),
-        extensions=(".rs",),
-        sysroot_args=("--print", "sysroot"),
-    ),
-    LanguageSpec(
-        id="bash",
-        name="Bash",
-        file_name="main.sh",
-        executables=("/usr/bin/bash", "/bin/bash", "bash"),
-        version_args=("--version",),
-        version_pattern=r"version (\S+?)(?:\(|\s)",
-        run=("{exe}", "{entry}"),
-        extensions=(".sh",),
-    ),
-    LanguageSpec(
-        id="perl",
-        name="Perl",
-        file_name="main.pl",
-        executables=("/usr/bin/perl", "perl"),
-        version_args=("-e", "print $^V"),
-        version_pattern=r"v?(\S+)",
-        run=("{exe}", "{entry}"),
-        extensions=(".pl", ".pm"),
-    ),
-)
+    def entry_name(self, source: str) -> str:
+        """The file name a single `source` is saved under: Java's must be its public
+        class's name, so `public class Solution` goes in Solution.java."""
+        if "{main}" not in self.file_name:
+            return self.file_name
+        main = "Main"
+        if self.main_pattern and (found := re.search(self.main_pattern, source)):
+            main = found.group(1)
+        return self.file_name.format(main=main)
 
 
 @dataclass(frozen=True)
@@ -181,21 +162,48 @@ class Language:
 
     @property
     def file_name(self) -> str:
-        return self.spec.file_name
+        return self.spec.entry_name("")
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self.spec.aliases
 
     @property
     def compiled(self) -> bool:
-        return self.spec.compile is not None
+        return self.spec.compiled
+
+    @property
+    def limits(self) -> Limits:
+        """Default run limits for this language."""
+        return self.spec.limits
+
+    @property
+    def maxima(self) -> Limits:
+        return self.spec.maxima
+
+    @property
+    def compile_limits(self) -> CompileLimits:
+        return self.spec.compile_limits
+
+    @property
+    def compile_maxima(self) -> CompileLimits:
+        return self.spec.compile_maxima
+
+    def entry_name(self, source: str) -> str:
+        return self.spec.entry_name(source)
 
     def commands(
         self, *, file_names: Iterable[str], memory_mb: int
-    ) -> tuple[list[str] | None, list[str]]:
-        """The compile argv (or None) and run argv for a program of these files."""
+    ) -> tuple[list[list[str]] | None, list[str]]:
+        """The compile steps (or None) and the run argv for a program of these files."""
         names = list(file_names)
         entry = names[0]
         sources = [n for n in names if n.endswith(self.spec.extensions)] or [entry]
+        if self.spec.entry_last and entry in sources:
+            sources = [n for n in sources if n != entry] + [entry]
         values = {
             "exe": self.executable,
+            "exe_dir": os.path.dirname(self.executable),
             "entry": entry,
             "stem": PurePosixPath(entry).stem,
             "memory_mb": str(memory_mb),
@@ -203,17 +211,179 @@ class Language:
             **self.extra,
         }
 
-        def render(template: tuple[str, ...]) -> list[str]:
+        def render(template: Sequence[str], **more: str) -> list[str]:
             argv: list[str] = []
             for part in template:
-                argv += sources if part == "{sources}" else [part.format(**values)]
+                if part == "{sources}":
+                    argv += sources
+                elif part == "{objects}":
+                    argv += [f"{name}.o" for name in sources]
+                else:
+                    argv.append(part.format(**values, **more))
             return argv
 
-        compile_argv = render(self.spec.compile) if self.spec.compile else None
-        return compile_argv, render(self.spec.run)
+        steps: list[list[str]] | None = None
+        if self.spec.compile is not None:
+            steps = []
+            for step in self.spec.compile:
+                if any("{source}" in part for part in step):
+                    steps += [render(step, source=name) for name in sources]
+                else:
+                    steps.append(render(step))
+        return steps, render(self.spec.run)
 
 
-def _which(candidate: str, extra_path: str) -> str | None:
+# -- reading the data -----------------------------------------------------------------
+
+_SPEC_KEYS = {
+    "id", "name", "file_name", "executables", "run", "version", "compile", "extensions",
+    "aliases", "env", "binds", "tools", "sysroot_args", "processes_floor", "main_pattern",
+    "entry_last", "arguments", "limits", "maxima", "compile_limits", "compile_maxima", "install",
+    "default", "notes",
+}  # fmt: skip
+_ID = re.compile(r"[a-z][a-z0-9_+#.-]{0,31}")
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LanguageDataError(f"{where}: expected a list of strings")
+    return tuple(value)
+
+
+_Limits = TypeVar("_Limits", Limits, CompileLimits)
+
+
+def _bounded(base: _Limits, overrides: Any, maxima: _Limits, where: str) -> _Limits:
+    if overrides is None:
+        return base
+    if not isinstance(overrides, dict):
+        raise LanguageDataError(f"{where}: expected a table of limits")
+    try:
+        return base.merged(overrides, maxima=maxima)
+    except LimitsError as exc:
+        raise LanguageDataError(f"{where}: {exc}") from None
+
+
+def spec_from_data(data: Mapping[str, Any], where: str = "language") -> LanguageSpec:
+    """One [[language]] table as a spec, checked: unknown keys, bad ids, limits beyond
+    the ceilings and defaults beyond the language's own maxima are refused."""
+    unknown = set(data) - _SPEC_KEYS
+    if unknown:
+        raise LanguageDataError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("id", "name", "file_name", "executables", "run"):
+        if key not in data:
+            raise LanguageDataError(f"{where}: {key!r} is required")
+    ident = data["id"]
+    if not isinstance(ident, str) or not _ID.fullmatch(ident):
+        raise LanguageDataError(f"{where}: id {ident!r} must be lower case, like 'python'")
+    where = f"{where} {ident!r}"
+    aliases = _strings(data.get("aliases", []), f"{where}.aliases")
+    for alias in aliases:
+        if not _ID.fullmatch(alias):
+            raise LanguageDataError(f"{where}: alias {alias!r} must be lower case")
+    version = data.get("version", {})
+    compile_steps = data.get("compile")
+    install = data.get("install", {})
+    maxima = _bounded(MAXIMA, data.get("maxima"), CEILING, f"{where}.maxima")
+    compile_maxima = _bounded(
+        COMPILE_MAXIMA, data.get("compile_maxima"), COMPILE_CEILING, f"{where}.compile_maxima"
+    )
+    try:
+        spec = LanguageSpec(
+            id=ident,
+            name=str(data["name"]),
+            file_name=str(data["file_name"]),
+            executables=_strings(data["executables"], f"{where}.executables"),
+            run=_strings(data["run"], f"{where}.run"),
+            version=VersionProbe(
+                command=_strings(version.get("command", []), f"{where}.version.command"),
+                path=version.get("path"),
+                file=version.get("file"),
+                pattern=version.get("pattern", r"(\S+)"),
+            ),
+            compile=(
+                tuple(_strings(step, f"{where}.compile") for step in compile_steps)
+                if compile_steps is not None
+                else None
+            ),
+            extensions=_strings(data.get("extensions", []), f"{where}.extensions"),
+            aliases=aliases,
+            env={str(k): str(v) for k, v in data.get("env", {}).items()},
+            binds=_strings(data.get("binds", []), f"{where}.binds"),
+            tools={
+                str(k): _strings(v, f"{where}.tools.{k}") for k, v in data.get("tools", {}).items()
+            },
+            sysroot_args=(
+                _strings(data["sysroot_args"], f"{where}.sysroot_args")
+                if "sysroot_args" in data
+                else None
+            ),
+            processes_floor=int(data.get("processes_floor", 0)),
+            main_pattern=data.get("main_pattern"),
+            entry_last=bool(data.get("entry_last", False)),
+            arguments=bool(data.get("arguments", True)),
+            limits=_bounded(Limits(), data.get("limits"), maxima, f"{where}.limits"),
+            maxima=maxima,
+            compile_limits=_bounded(
+                CompileLimits(),
+                data.get("compile_limits"),
+                compile_maxima,
+                f"{where}.compile_limits",
+            ),
+            compile_maxima=compile_maxima,
+            install=Install(
+                apt=_strings(install.get("apt", []), f"{where}.install.apt"),
+                npm=install.get("npm"),
+                pip=install.get("pip"),
+            ),
+            default=bool(data.get("default", False)),
+            notes=str(data.get("notes", "")).strip(),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        if isinstance(exc, LanguageDataError):
+            raise
+        raise LanguageDataError(f"{where}: {exc}") from None
+    if spec.main_pattern is not None:
+        try:
+            re.compile(spec.main_pattern)
+        except re.error as exc:
+            raise LanguageDataError(f"{where}.main_pattern: {exc}") from None
+    return spec
+
+
+def load_specs(*paths: Path | str) -> tuple[LanguageSpec, ...]:
+    """The shipped languages, then each file's: an entry whose id is already known
+    replaces it (so an operator can change a shipped language), a new id is added.
+    Aliases must name one language only."""
+    specs: dict[str, LanguageSpec] = {}
+    for path in (DATA_FILE, *paths):
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise LanguageDataError(f"{path}: {exc}") from None
+        entries = document.get("language", [])
+        if set(document) - {"language"} or not isinstance(entries, list):
+            raise LanguageDataError(f"{path}: expected only [[language]] tables")
+        for index, entry in enumerate(entries):
+            spec = spec_from_data(entry, f"{Path(path).name} language #{index + 1}")
+            specs[spec.id] = spec
+    owners: dict[str, str] = {}
+    for spec in specs.values():
+        for name in (spec.id, *spec.aliases):
+            if owners.setdefault(name, spec.id) != spec.id:
+                raise LanguageDataError(f"{name!r} names both {owners[name]!r} and {spec.id!r}")
+    return tuple(specs.values())
+
+
+@cache
+def shipped_specs() -> tuple[LanguageSpec, ...]:
+    return load_specs()
+
+
+# -- finding runtimes -----------------------------------------------------------------
+
+
+def _which(candidate: str, extra_path: str = "") -> str | None:
     if candidate.startswith("/"):
         return candidate if os.access(candidate, os.X_OK) else None
     return shutil.which(candidate, path=f"{SYSTEM_PATH}:{extra_path}")
@@ -227,7 +397,7 @@ def _run(argv: list[str]) -> str | None:
             text=True,
             timeout=20,
             check=False,
-            env={"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/")},
+            env={"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"},
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -255,13 +425,39 @@ def reachable_by_sandbox(path: str) -> bool:
     return mode & needed == needed
 
 
-def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
-    found = next((p for c in spec.executables if (p := _which(c, extra_path))), None)
+def find_executable(spec: LanguageSpec) -> str | None:
+    """The first of the spec's candidates installed here (None: not installed)."""
+    return next((p for c in spec.executables if (p := _which(c))), None)
+
+
+def _probe_version(spec: LanguageSpec, values: Mapping[str, str]) -> str | None:
+    probe = spec.version
+    if probe.path is not None or probe.file is not None:
+        pattern = (probe.path or probe.file or "").format(**values)
+        matches = sorted(Path("/").glob(pattern.lstrip("/")))
+        if not matches:
+            return None
+        text: str | None
+        try:
+            text = os.path.realpath(matches[0]) if probe.path else matches[0].read_text()
+        except OSError:
+            return None
+    else:
+        argv = [part.format(**values) for part in probe.command]
+        text = _run(argv) if argv else None
+    match = re.search(probe.pattern, text or "")
+    if match is None:
+        log.warning("sandbox.language_unusable", language=spec.id, output=(text or "")[:200])
+        return None
+    return match.group(1)
+
+
+def _resolve(spec: LanguageSpec) -> Language | None:
+    found = find_executable(spec)
     if found is None:
         return None
     binds: list[str] = []
     executable = os.path.realpath(found)
-    extra: dict[str, str] = {}
     path = SYSTEM_PATH
     if spec.sysroot_args is not None:
         # Toolchain managers (rustup) put proxies on PATH; run the real toolchain instead.
@@ -272,21 +468,22 @@ def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
             binds.append(sysroot)
         executable = str(Path(sysroot, "bin", Path(found).name))
         path = f"{sysroot}/bin:{SYSTEM_PATH}"
-    if spec.id == "java":
-        java = Path(executable).with_name("java")
-        if not java.exists():
+    extra: dict[str, str] = {}
+    values = {"exe": executable, "exe_dir": os.path.dirname(executable)}
+    for name, candidates in spec.tools.items():
+        tool = next((p for c in candidates if (p := _which(c.format(**values)))), None)
+        if tool is None:
+            log.warning("sandbox.language_tool_missing", language=spec.id, tool=name)
             return None
-        extra["java"] = str(java)
-    for pattern in spec.etc_binds:
+        extra[name] = os.path.realpath(tool)
+    for pattern in spec.binds:
         binds.extend(str(p) for p in sorted(Path("/").glob(pattern.lstrip("/"))))
-    output = _run([executable, *spec.version_args])
-    match = re.search(spec.version_pattern, output or "")
-    if match is None:
-        log.warning("sandbox.language_unusable", language=spec.id, output=output)
+    version = _probe_version(spec, {**values, **extra})
+    if version is None:
         return None
-    for bind in (executable,):
-        if not _under_usr(bind) and not any(bind.startswith(b) for b in binds):
-            binds.append(os.path.dirname(bind))
+    for program in (executable, *extra.values()):
+        if not _under_usr(program) and not any(program.startswith(b + "/") for b in binds):
+            binds.append(os.path.dirname(program))
     unreachable = [b for b in binds if not reachable_by_sandbox(b)]
     if unreachable:
         # Runs execute as an unprivileged host uid: a toolchain under a private directory
@@ -300,12 +497,17 @@ def _resolve(spec: LanguageSpec, extra_path: str) -> Language | None:
         return None
     return Language(
         spec=spec,
-        version=match.group(1),
+        version=version,
         executable=executable,
-        binds=tuple(binds),
+        binds=tuple(dict.fromkeys(binds)),
         path=path,
         extra=extra,
     )
+
+
+def _version_matches(installed: str, requested: str) -> bool:
+    """ "3", "3.11" and "3.11.2" all match 3.11.2; "3.1" does not."""
+    return installed == requested or installed.startswith(requested.rstrip(".") + ".")
 
 
 class LanguageRegistry:
@@ -313,35 +515,73 @@ class LanguageRegistry:
 
     def __init__(self, languages: Iterable[Language]) -> None:
         self._languages = {language.id: language for language in languages}
+        self._names = {
+            name: language.id
+            for language in self._languages.values()
+            for name in (*language.aliases, language.id)
+        }
 
     @classmethod
-    def detect(cls, specs: Iterable[LanguageSpec] = SPECS) -> LanguageRegistry:
-        extra_path = os.pathsep.join(
-            str(p) for p in (Path.home() / ".cargo" / "bin",) if p.is_dir()
-        )
-        found = [language for spec in specs if (language := _resolve(spec, extra_path))]
+    def detect(
+        cls,
+        specs: Iterable[LanguageSpec] | None = None,
+        *,
+        allow: Collection[str] | None = None,
+    ) -> LanguageRegistry:
+        """Resolve each spec against this machine (version probes run in parallel).
+        `allow`: only these ids (the LANGUAGES setting); an id no spec has is an error,
+        so a typo does not silently disable a language."""
+        candidates = list(specs if specs is not None else shipped_specs())
+        if allow is not None:
+            unknown = sorted(set(allow) - {spec.id for spec in candidates})
+            if unknown:
+                raise LanguageDataError(
+                    f"LANGUAGES names unknown language ids {unknown}; known: "
+                    + ", ".join(sorted(spec.id for spec in candidates))
+                )
+            candidates = [spec for spec in candidates if spec.id in allow]
+        with ThreadPoolExecutor(max_workers=_DETECT_THREADS) as pool:
+            resolved = list(pool.map(_resolve, candidates))
+        found = [language for language in resolved if language is not None]
         log.info("sandbox.languages", languages={lang.id: lang.version for lang in found})
         return cls(found)
 
     @staticmethod
-    def default() -> LanguageRegistry:
-        """This machine's registry, detected once per process (detection runs every
-        runtime's version command)."""
-        return _default_registry()
+    def default(
+        allow: Collection[str] | None = None, files: Sequence[str | Path] = ()
+    ) -> LanguageRegistry:
+        """This machine's registry, detected once per process and configuration
+        (detection runs every runtime's version probe)."""
+        return _default_registry(
+            tuple(sorted(allow)) if allow is not None else None, tuple(str(f) for f in files)
+        )
 
-    def get(self, language_id: str) -> Language | None:
-        return self._languages.get(language_id)
+    def get(self, name: str) -> Language | None:
+        """A language by id or alias."""
+        language_id = self._names.get(name)
+        return self._languages[language_id] if language_id is not None else None
+
+    def resolve(self, name: str, version: str | None = None) -> Language:
+        """The language `name` (id or alias) names, in `version` when one is asked for.
+        Raises LanguageNotFound or VersionNotAvailable, which say what is available."""
+        language = self.get(name)
+        if language is None:
+            raise LanguageNotFound(name, self.ids())
+        if version is not None and not _version_matches(language.version, version):
+            raise VersionNotAvailable(language.id, version, [language.version])
+        return language
 
     def ids(self) -> list[str]:
         return sorted(self._languages)
 
     def __iter__(self) -> Iterator[Language]:
-        return iter(self._languages.values())
+        return iter(sorted(self._languages.values(), key=lambda language: language.id))
 
     def __len__(self) -> int:
         return len(self._languages)
 
 
 @cache
-def _default_registry() -> LanguageRegistry:
-    return LanguageRegistry.detect()
+def _default_registry(allow: tuple[str, ...] | None, files: tuple[str, ...]) -> LanguageRegistry:
+    specs = load_specs(*files) if files else shipped_specs()
+    return LanguageRegistry.detect(specs, allow=allow)

@@ -19,8 +19,15 @@ class ProgramError(ValueError):
 
 @dataclass(frozen=True)
 class ProgramFile:
+    """A file of the program: text (written as UTF-8) or bytes (written as they are,
+    e.g. a data file sent base64-encoded)."""
+
     name: str
-    content: str
+    content: str | bytes
+
+    @property
+    def data(self) -> bytes:
+        return self.content.encode() if isinstance(self.content, str) else self.content
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ class Run:
 
     async def _execute(self) -> Result:
         compiled = self.language.compiled
-        files = [(self._memfd("src", f.content.encode()), f.name) for f in self.program.files]
+        files = [(self._memfd("src", f.data), f.name) for f in self.program.files]
         seccomp = self._memfd("seccomp", filter_bytes())
         compile_pipe = status_pipe = ack_pipe = None
         if compiled:

@@ -48,7 +48,9 @@ async def run_worker(
         database, capacity=settings.database_pool_size + settings.database_max_overflow
     )
     sessionmaker = create_sessionmaker(database)
-    languages = await asyncio.to_thread(LanguageRegistry.default)
+    languages = await asyncio.to_thread(
+        LanguageRegistry.default, settings.languages, settings.language_files
+    )
     sandbox = Engine(
         registry=languages,
         concurrency=settings.worker_concurrency,
