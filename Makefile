@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install run runtimes runtimes-default migrate test check lint format typecheck pytest \
-	conformance bench-languages lock clean
+	conformance bench-languages test-faults bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -31,7 +31,8 @@ run: runtimes-default
 migrate: install
 	$(BIN)/coderoom migrate
 
-test: check pytest
+# Everything CI runs: lint, types, import contracts, the suite, then the fault suite.
+test: check pytest test-faults
 
 check: lint typecheck
 
@@ -44,7 +45,19 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not faults"
+
+# The standing fault suite: a deployment of real processes on private PostgreSQL and Redis,
+# under load, with one fault at a time; what it measured goes to .fault-report.jsonl.
+test-faults: install
+	rm -f .fault-report.jsonl
+	CODEROOM_FAULT_REPORT=$(CURDIR)/.fault-report.jsonl $(BIN)/pytest -m faults
+
+bench: install
+	$(BIN)/python bench/e2e.py
+
+soak: install
+	$(BIN)/python bench/soak.py
 
 # Only the per-language conformance suite (part of `make test` too).
 conformance: install

@@ -134,6 +134,30 @@ def test_serve_refuses_to_start_with_one_line_naming_the_variable() -> None:
     assert "JWT_SECRET" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--workers", "2"], {}), ([], {"WORKERS": "3"})], ids=["flag", "env"]
+)
+def test_several_processes_without_redis_are_refused(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    """Each process's start-up recovery would re-run its siblings' running executions."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "WORKERS"))}
+    environment.update({"ENVIRONMENT": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    result = subprocess.run(
+        [sys.executable, "-m", "coderoom", "serve", *args],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "WORKERS > 1 needs REDIS_URL" in lines[0]
+    assert not (tmp_path / "x.db").exists()  # refused before touching anything
+
+
 def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).resolve().parent.parent / "env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))

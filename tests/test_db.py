@@ -8,18 +8,23 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 import structlog
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from coderoom.auth.models import User
 from coderoom.config import Settings
 from coderoom.infra.db import (
-    DatabaseUnavailableError,
+    DatabaseUnavailable,
     _ssl_context,
+    after_commit,
+    connection_lost,
     create_engine,
     create_sessionmaker,
+    session_scope,
     wait_for_database,
 )
 from tests.conftest import make_settings
@@ -128,9 +133,113 @@ async def test_start_up_retry_logs_each_attempt_then_gives_up() -> None:
         make_settings(database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     )
     try:
-        with structlog.testing.capture_logs() as logs, pytest.raises(DatabaseUnavailableError):
+        with structlog.testing.capture_logs() as logs, pytest.raises(DatabaseUnavailable):
             await wait_for_database(engine, attempts=3, interval=0)
     finally:
         await engine.dispose()
     failures = [entry for entry in logs if entry["event"] == "database.connect_failed"]
     assert [entry["attempt"] for entry in failures] == [1, 2, 3]
+
+
+async def test_after_commit_work_runs_once_the_transaction_committed(settings: Settings) -> None:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    seen: list[bool] = []
+    user_id = uuid.uuid4()
+
+    async def visible_elsewhere() -> None:
+        async with sessionmaker() as other:  # another connection sees the committed row
+            seen.append(await other.get(User, user_id) is not None)
+
+    try:
+        async with session_scope(sessionmaker) as db:
+            db.add(
+                User(
+                    id=user_id, email=f"{user_id}@example.com", password_hash="x", display_name="a"
+                )
+            )
+            after_commit(db, visible_elsewhere)
+            await db.flush()
+            assert seen == []
+        assert seen == [True]
+    finally:
+        async with session_scope(sessionmaker) as db:
+            await db.delete(await db.get(User, user_id))
+        await engine.dispose()
+
+
+async def test_after_commit_work_is_dropped_on_rollback(settings: Settings) -> None:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("ran")
+
+    async def failing_request() -> None:
+        async with session_scope(sessionmaker) as db:
+            after_commit(db, work)
+            raise LookupError("the request failed")
+
+    try:
+        with pytest.raises(LookupError):
+            await failing_request()
+        async with session_scope(sessionmaker):  # a later unit of work on a pooled session
+            pass
+        assert ran == []
+    finally:
+        await engine.dispose()
+
+
+async def test_failing_after_commit_work_does_not_undo_the_commit(settings: Settings) -> None:
+    """The write is durable: an error now would make the client retry and duplicate it."""
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    user_id = uuid.uuid4()
+    ran: list[str] = []
+
+    async def broken() -> None:
+        raise RuntimeError("queue down")
+
+    async def next_one() -> None:
+        ran.append("next")
+
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with session_scope(sessionmaker) as db:
+                db.add(
+                    User(
+                        id=user_id,
+                        email=f"{user_id}@example.com",
+                        password_hash="x",
+                        display_name="a",
+                    )
+                )
+                after_commit(db, broken)
+                after_commit(db, next_one)
+        assert ran == ["next"]
+        assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+            "after_commit.failed"
+        ]
+        async with session_scope(sessionmaker) as db:
+            assert await db.get(User, user_id) is not None
+            await db.delete(await db.get(User, user_id))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("orig", "lost"),
+    [
+        (asyncpg.CannotConnectNowError("the database system is shutting down"), True),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
+        (asyncpg.TooManyConnectionsError("too many clients"), True),
+        (asyncpg.exceptions.UndefinedTableError('relation "x" does not exist'), False),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),
+    ],
+)
+def test_a_wrapped_driver_error_is_told_apart_by_its_sqlstate(orig: Exception, lost: bool) -> None:
+    """asyncpg's errors reach us as a plain DBAPIError; only its SQLSTATE says 'no server'."""
+    wrapper = Exception("adapted")
+    wrapper.__cause__ = orig
+    assert connection_lost(DBAPIError("SELECT 1", {}, wrapper)) is lost

@@ -75,6 +75,7 @@ async def test_redis_without_a_live_worker_is_degraded(sqlite_url: str) -> None:
     assert response.status_code == 503
     assert response.json()["services"]["queue"] == {
         "status": "down",
+        "mode": "queue",
         "depth": 0,
         "workers": 0,
         "error": "no live worker",

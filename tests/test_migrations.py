@@ -6,18 +6,22 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import JSON, Boolean, Integer, String, Uuid, column, insert, inspect, table
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from coderoom import migrations
 from coderoom.config import Settings
 from coderoom.infra.db import create_engine
+from coderoom.infra.orm import UTCDateTime
 from tests.conftest import make_settings
 from tests.support.services import create_postgres_database, drop_postgres_database
 
@@ -141,3 +145,86 @@ def test_migrate_command_gives_up_on_an_unreachable_database() -> None:
     assert result.returncode == 1
     assert "database unreachable after 3 attempts" in result.stderr
     assert result.stderr.count("database.connect_failed") == 3
+
+
+_USERS = table(
+    "users",
+    column("id", Uuid()),
+    column("email", String()),
+    column("password_hash", String()),
+    column("display_name", String()),
+    column("created_at", UTCDateTime()),
+    column("updated_at", UTCDateTime()),
+)
+_EXECUTIONS = table(
+    "executions",
+    *(column(name, String()) for name in ("language", "status", "stdin", "stdout", "stderr")),
+    *(column(name, JSON()) for name in ("files", "args", "limits")),
+    column("compile_output", String()),
+    column("stdout_truncated", Boolean()),
+    column("stderr_truncated", Boolean()),
+    column("attempts", Integer()),
+    column("id", Uuid()),
+    column("created_by", Uuid()),
+    column("created_at", UTCDateTime()),
+)
+
+
+def _insert_execution(settings: Settings, status: str) -> None:
+    """Write one execution row with `status` below the ORM, as a buggy writer would."""
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        user, now = uuid.uuid4(), datetime.now(UTC)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(_USERS).values(
+                        id=user,
+                        email=f"{user}@example.com",
+                        password_hash="x",
+                        display_name="u",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await connection.execute(
+                    insert(_EXECUTIONS).values(
+                        id=uuid.uuid4(),
+                        language="python",
+                        status=status,
+                        files=[],
+                        args=[],
+                        limits={},
+                        stdin="",
+                        stdout="",
+                        stderr="",
+                        compile_output="",
+                        stdout_truncated=False,
+                        stderr_truncated=False,
+                        attempts=0,
+                        created_by=user,
+                        created_at=now,
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_the_status_column_refuses_unknown_statuses(empty_db: Settings) -> None:
+    migrations.upgrade(empty_db)
+    _insert_execution(empty_db, "succeeded")
+    with pytest.raises(IntegrityError, match=r"ck_executions_status|CHECK constraint"):
+        _insert_execution(empty_db, "exploded")
+
+
+def test_status_check_comes_off_with_its_revision(empty_db: Settings) -> None:
+    migrations.upgrade(empty_db)
+    migrations.downgrade(empty_db, "0001")
+    _insert_execution(empty_db, "exploded")  # 0001 had no constraint
+    assert migrations.status(empty_db).current == ("0001",)
+    with pytest.raises(IntegrityError):  # the unknown row now blocks the constraint
+        migrations.upgrade(empty_db)
+    assert migrations.status(empty_db).current == ("0001",)

@@ -10,11 +10,14 @@ import pytest
 import redis
 import structlog
 
+from coderoom.infra.keys import RedisNames
+from coderoom.infra.ratelimit import Quota, RateLimiter
 from tests.conftest import make_settings
 from tests.support.app import running
+from tests.support.cluster import RedisServer
 from tests.support.factories import bearer, register
 from tests.support.server import Server, wait_until
-from tests.support.services import REDIS_URL, free_port, tcp_reachable, unavailable
+from tests.support.services import REDIS_PREFIX, REDIS_URL, free_port, tcp_reachable, unavailable
 
 
 @pytest.fixture
@@ -148,3 +151,46 @@ async def test_docs_assets_do_not_spend_the_api_limit(sqlite_url: str) -> None:
     assert all("ratelimit-limit" not in a.headers for a in assets)
     assert schema.status_code == 200
     assert third.status_code == 429
+
+
+async def test_one_pipeline_counts_exactly_like_the_library(clean_redis: str) -> None:
+    """hit_all (one round trip for all quotas) agrees with limits' own hit + window stats."""
+    ours = RateLimiter.create(clean_redis, RedisNames(REDIS_PREFIX))
+    theirs = RateLimiter.create(clean_redis, RedisNames(REDIS_PREFIX))
+    tight, loose = Quota.parse("tight", "3/minute"), Quota.parse("loose", "100/hour")
+    try:
+        seen = [await ours.hit_all([(tight, "client-a"), (loose, "client-a")]) for _ in range(5)]
+        assert [[d.allowed for d in row] for row in seen] == [
+            [True, True],
+            [True, True],
+            [True, True],
+            [False, True],
+            [False, True],
+        ]
+        assert [row[0].remaining for row in seen] == [2, 1, 0, 0, 0]
+        assert [row[1].remaining for row in seen] == [99, 98, 97, 96, 95]
+        assert all(row[0].reset_after >= 1 for row in seen[3:])
+        # The library, reading the same counters, agrees on what is left.
+        library = await theirs.hit(loose, "client-a")
+        assert (library.allowed, library.remaining) == (True, 94)
+        refused = await theirs.exhausted(tight, "client-a")
+        assert refused is not None
+        assert (await ours.hit_all([(tight, "client-b")]))[0].remaining == 2  # per key
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+async def test_the_pipeline_survives_redis_forgetting_its_scripts(tmp_path: Path) -> None:
+    private = RedisServer(tmp_path)  # SCRIPT FLUSH is server-wide: not on the shared Redis
+    limiter = RateLimiter.create(private.url, RedisNames(REDIS_PREFIX))
+    quota = Quota.parse("q", "10/minute")
+    try:
+        assert (await limiter.hit_all([(quota, "c")]))[0].remaining == 9
+        admin = redis.Redis.from_url(private.url)
+        admin.script_flush()  # as after a Redis restart
+        admin.close()
+        assert (await limiter.hit_all([(quota, "c")]))[0].remaining == 8
+    finally:
+        await limiter.close()
+        private.stop()

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Every Redis key, queue and channel name starts with this (see infra/keys.py).
     redis_prefix: str | None = None
+    # Per client (API: queue, and the rate limiter's own; worker: queue). Requests wait up to
+    # REDIS_POOL_TIMEOUT_SECONDS for a free connection instead of opening more.
+    redis_max_connections: int = Field(default=32, ge=4, le=1000)
+    redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 
     jwt_secret: str = Field(default=DEV_JWT_SECRET, validate_default=True)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
@@ -367,6 +371,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        problem = process_layout_problem(self.workers, self.redis_url)
+        if problem:
+            raise ValueError(problem)
         if self.resolved_database_ssl is DatabaseSSL.VERIFY_FULL and not (
             self.database_ssl_ca_file and self.database_ssl_ca_file.is_file()
         ):
@@ -413,6 +420,21 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.is_production else "console"
+
+
+def process_layout_problem(workers: int, redis_url: str | None) -> str | None:
+    """Why this many server processes cannot share the work, if they cannot.
+
+    Without Redis each process runs executions on its own embedded pool, and at start-up
+    takes over every execution the database shows running: with several processes, one
+    would re-run its siblings' executions while they are still running.
+    """
+    if workers > 1 and redis_url is None:
+        return (
+            "WORKERS > 1 needs REDIS_URL: without the shared queue each process would "
+            "re-run the others' executions"
+        )
+    return None
 
 
 def describe_errors(error: ValidationError) -> list[str]:

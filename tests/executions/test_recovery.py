@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from coderoom.api import create_app
 from coderoom.auth.models import User
 from coderoom.config import Settings
+from coderoom.executions.backend import wait_for_end
 from coderoom.executions.models import Execution
 from coderoom.infra.db import create_engine, create_sessionmaker
 
@@ -53,9 +54,9 @@ async def test_start_up_reruns_queued_and_interrupted_executions(settings: Setti
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
-            backend = app.state.coderoom.backend
+            backend = app.state.coderoom.executions.backend
             for execution_id in ids:
-                assert await backend.wait(execution_id, 30)
+                assert await wait_for_end(backend, execution_id, 30)
         async with sessionmaker() as db:
             rows = {
                 e.id: e

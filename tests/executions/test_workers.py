@@ -209,10 +209,11 @@ def test_one_execution_never_runs_twice_at_once(tmp_path: Path, cluster: Any) ->
     async def duplicate() -> None:
         from coderoom.executions.tasks import RUN_JOB
         from coderoom.infra.keys import RedisNames
-        from coderoom.infra.queue import make_queue
+        from coderoom.infra.queue import make_queue, make_redis
 
         queue = make_queue(
-            env["REDIS_URL"], RedisNames.of(make_settings(database_url=env["DATABASE_URL"]))
+            make_redis(env["REDIS_URL"]),
+            RedisNames.of(make_settings(database_url=env["DATABASE_URL"])),
         )
         await queue.connect()
         for copy in range(3):  # the same execution delivered again under other job keys

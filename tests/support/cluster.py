@@ -1,11 +1,14 @@
-"""Real processes for the scale-out tests: a private Redis, API servers and workers."""
+"""Real processes for the scale-out and fault tests: a private PostgreSQL and Redis that a
+test may stop, kill and restart, API servers and workers."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -62,6 +65,110 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+PG_BIN = Path(os.environ.get("TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _as_postgres(*args: str) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the `postgres` user then."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+
+class PostgresServer:
+    """A PostgreSQL instance of our own (own data directory and port, trust auth, fsync off),
+    so a test may stop, kill and restart it without touching the machine's server."""
+
+    def __init__(self) -> None:
+        initdb = PG_BIN / "initdb"
+        if not initdb.exists():
+            unavailable("PostgreSQL server binaries", f"{initdb} not found")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="coderoom-pg-"))
+        self.data = self.dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                str(initdb), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            ),
+            check=True,
+            capture_output=True,
+        )
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.dir}'\nfsync = off\n"
+                "full_page_writes = off\nmax_connections = 100\n"
+            )
+        self.start()
+        subprocess.run(
+            _as_postgres(
+                str(PG_BIN / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "coderoom",
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/coderoom"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.dir / "server.log"), "-w", "-t", "60", "start")
+        wait_until(lambda: tcp_reachable("127.0.0.1", self.port))
+
+    def stop(self) -> None:
+        """A clean, fast shutdown: connections are closed, new ones refused."""
+        self._ctl("-m", "fast", "-w", "-t", "60", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (a crash): the next start recovers from the WAL."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not tcp_reachable("127.0.0.1", self.port))
+        # Orphaned backends notice the postmaster is gone and exit; wait for the port lock.
+        wait_until(lambda: not (self.data / "postmaster.pid").exists() or self._stale_pid())
+
+    def _stale_pid(self) -> bool:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return True
+        return False
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def running(self) -> bool:
+        return tcp_reachable("127.0.0.1", self.port)
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres(
+                    str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+                ),
+                check=False,
+                capture_output=True,
+            )
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Proc:

@@ -10,11 +10,12 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from coderoom import __version__
+from coderoom import __version__, bootstrap
 from coderoom.api import health
 from coderoom.api import metrics as metrics_endpoint
 from coderoom.api.docs import install_docs
 from coderoom.api.errors import install_error_handlers
+from coderoom.api.lifecycle import shutdown_on_signals
 from coderoom.api.middleware import (
     CORRELATION_HEADER,
     BodyGuardMiddleware,
@@ -29,17 +30,15 @@ from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
-from coderoom.executions.backend import EmbeddedBackend, ExecutionBackend
-from coderoom.executions.queue_backend import QueueBackend
+from coderoom.executions.deps import ExecutionsContext
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.broadcast import Broadcast
-from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.db import DatabaseUnavailable
 from coderoom.infra.keys import RedisNames
-from coderoom.infra.queue import make_queue, make_redis
-from coderoom.infra.ratelimit import Quota, RateLimiter
-from coderoom.sandbox import Engine, LanguageRegistry, SandboxUnavailable
+from coderoom.infra.lifecycle import Shutdown
+from coderoom.infra.ratelimit import Quota
 from coderoom.sessions import endpoints as sessions_endpoints
 from coderoom.worker.main import run_worker
 
@@ -61,102 +60,84 @@ log = structlog.get_logger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = create_engine(settings)
+    shutdown = Shutdown(settings.shutdown_grace_seconds)
     try:
-        await wait_for_database(
-            engine,
-            attempts=settings.database_connect_attempts,
-            interval=settings.database_connect_interval_seconds,
-        )
-    except Exception:
-        await engine.dispose()
+        async with bootstrap.api_services(settings) as services:
+            with shutdown_on_signals(shutdown):
+                await _serve(app, settings, services, shutdown)
+                yield
+                # Runs after the server has drained in-flight requests (graceful shutdown).
+                await _stop(app, shutdown)
+    except DatabaseUnavailable:
         log.critical("app.startup_failed", reason="database unreachable")
-        monitoring.flush()
         raise
-    metrics.instrument_pool(
-        engine, capacity=settings.database_pool_size + settings.database_max_overflow
-    )
-    redis = make_redis(settings.redis_url) if settings.redis_url else None
+    finally:
+        metrics.process_exited()
+        monitoring.flush()
+    log.info("app.stopped")
+
+
+async def _serve(
+    app: FastAPI, settings: Settings, services: bootstrap.ApiServices, shutdown: Shutdown
+) -> None:
+    database = services.database
+    languages = services.sandbox.registry
+    redis = services.queue.redis if services.queue else None
     names = RedisNames.of(settings)
-    rate_limiter = RateLimiter.create(settings.redis_url, names)
-    sessionmaker = create_sessionmaker(engine)
-    languages = await asyncio.to_thread(
-        LanguageRegistry.default, settings.languages, settings.language_files
-    )
-    sandbox = Engine(
-        registry=languages,
-        concurrency=settings.execution_concurrency,
-        uid_base=settings.sandbox_uid_base,
-        uid_count=settings.sandbox_uid_count,
-    )
-    sandbox_problem = None
-    backend: ExecutionBackend
-    worker: asyncio.Task[None] | None = None
-    stop_worker = asyncio.Event()
-    if settings.redis_url is not None:
-        # Scale-out: jobs go through Redis to `coderoom worker` processes (or one in here).
-        backend = QueueBackend(
-            make_queue(settings.redis_url, names),
-            heartbeat_seconds=settings.worker_heartbeat_seconds,
-        )
-        if settings.run_worker:
-            worker = asyncio.create_task(
-                run_worker(settings, stop=stop_worker, handle_signals=False)
-            )
-    else:
-        try:
-            await asyncio.to_thread(sandbox.check)
-        except SandboxUnavailable as exc:
-            sandbox_problem = str(exc)
-            log.error("sandbox.unavailable", reason=sandbox_problem)
-        backend = EmbeddedBackend(sessionmaker, sandbox, concurrency=sandbox.concurrency)
-    auth = AuthConfig.from_settings(
-        settings,
-        rate_limiter,
-        Broadcast(redis, names.channel("auth:invalidate")) if redis is not None else None,
-    )
+    # Revoking a user or key here tells every other process sharing Redis at once.
+    revocations = Broadcast(redis, names.channel("auth:invalidate")) if redis else None
+    auth = AuthConfig.from_settings(settings, services.rate_limiter, revocations)
     await auth.revocations.start()
     app.state.coderoom = AppState(
         settings=settings,
-        engine=engine,
-        sessionmaker=sessionmaker,
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
         redis=redis,
-        rate_limiter=rate_limiter,
+        rate_limiter=services.rate_limiter,
         auth=auth,
         languages=languages,
-        sandbox=sandbox,
-        executions=ExecutionPolicy(
-            languages=languages,
-            max_active_per_user=settings.execution_max_active_per_user,
-            max_source_bytes=settings.execution_max_source_bytes,
-            sandbox_problem=sandbox_problem,
+        executions=ExecutionsContext(
+            policy=ExecutionPolicy(
+                languages=languages,
+                max_active_per_user=settings.execution_max_active_per_user,
+                max_source_bytes=settings.execution_max_source_bytes,
+            ),
+            backend=services.backend,
+            sessionmaker=database.sessionmaker,
+            wait_seconds=settings.execution_wait_seconds,
+            shutdown=shutdown,
         ),
-        backend=backend,
+        shutdown=shutdown,
     )
-    await backend.start()
+    await services.backend.start()
+    if settings.run_worker and settings.redis_url is not None:
+        # `serve --with-worker`: one process runs the API and a queue worker.
+        stop = asyncio.Event()
+        app.state.worker = (
+            stop,
+            asyncio.create_task(run_worker(settings, stop=stop, handle_signals=False)),
+        )
     log.info(
         "app.started",
         version=__version__,
         environment=settings.environment.value,
         database=settings.sqlalchemy_url.get_backend_name(),
-        redis="on" if redis else "off",
+        redis="on" if services.queue else "off",
     )
-    try:
-        yield
-    finally:
-        # Runs after the server has drained in-flight requests (graceful shutdown).
-        if worker is not None:
-            stop_worker.set()
-            await asyncio.gather(worker, return_exceptions=True)
-        await backend.stop(settings.shutdown_grace_seconds)
-        await auth.revocations.stop()
-        await rate_limiter.close()
-        if redis is not None:
-            await redis.aclose()
-        await engine.dispose()
-        metrics.process_exited()
-        log.info("app.stopped")
-        monitoring.flush()
+
+
+async def _stop(app: FastAPI, shutdown: Shutdown) -> None:
+    state: AppState = app.state.coderoom
+    shutdown.begin()  # the signal handler did, under uvicorn; now at the latest
+    worker = getattr(app.state, "worker", None)
+    if worker is not None:
+        stop, task = worker
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+    deadline = shutdown.deadline
+    assert deadline is not None
+    await state.executions.backend.stop(deadline=deadline)
+    await state.auth.revocations.stop()
 
 
 def create_app(settings: Settings) -> FastAPI:

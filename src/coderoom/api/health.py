@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from coderoom import __version__
 from coderoom.api.deps import State
-from coderoom.executions.queue_backend import QueueBackend
 from coderoom.infra.db import ping
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -25,7 +24,10 @@ class ServiceHealth(BaseModel):
 
 
 class QueueHealth(BaseModel):
-    status: Literal["up", "down", "disabled"]
+    """The execution backend: will accepted executions run?"""
+
+    status: Literal["up", "down"]
+    mode: Literal["embedded", "queue"] | None = None
     depth: int | None = None
     workers: int | None = None
     error: str | None = None
@@ -34,7 +36,6 @@ class QueueHealth(BaseModel):
 class Services(BaseModel):
     database: ServiceHealth
     redis: ServiceHealth
-    sandbox: ServiceHealth
     queue: QueueHealth
 
 
@@ -63,42 +64,40 @@ async def _probe(check: Callable[[], Awaitable[object]], limit: float) -> Servic
 
 
 async def _queue_health(state: State, limit: float) -> QueueHealth:
-    backend = state.backend
-    if not isinstance(backend, QueueBackend):
-        return QueueHealth(status="disabled", depth=await backend.depth())
     try:
         async with asyncio.timeout(limit):
-            depth, workers = await backend.depth(), await backend.live_workers()
-    except Exception as exc:  # noqa: BLE001 - Redis down or slow: report, never raise
-        return QueueHealth(status="down", error=type(exc).__name__)
-    # No live worker means accepted executions would wait forever: degraded.
-    status: Literal["up", "down"] = "up" if workers > 0 else "down"
-    error = None if workers else "no live worker"
-    return QueueHealth(status=status, depth=depth, workers=workers, error=error)
+            backend = await state.executions.backend.health()
+    except TimeoutError:
+        return QueueHealth(status="down", error=f"no answer within {limit:g}s")
+    return QueueHealth(
+        status=backend.status,
+        mode=backend.mode,
+        depth=backend.depth,
+        workers=backend.workers,
+        error=backend.error,
+    )
 
 
 async def check_health(state: State) -> Health:
     timeout = state.settings.health_probe_timeout_seconds
     redis = state.redis
     database_check = _probe(lambda: ping(state.engine), timeout)
-    if redis is None:
-        database = await database_check
-        redis_health = ServiceHealth(status="disabled")
-    else:
-        database, redis_health = await asyncio.gather(
-            database_check, _probe(lambda: redis.ping(), timeout)
-        )
-    queue = await _queue_health(state, timeout)
-    problem = state.executions.sandbox_problem
-    sandbox = ServiceHealth(status="down", error=problem) if problem else ServiceHealth(status="up")
-    degraded = "down" in (database.status, redis_health.status, sandbox.status, queue.status)
+    redis_check = _probe(lambda: redis.ping(), timeout) if redis is not None else _disabled()
+    database, redis_health, queue = await asyncio.gather(
+        database_check, redis_check, _queue_health(state, timeout)
+    )
+    degraded = "down" in (database.status, redis_health.status, queue.status)
     return Health(
         status="degraded" if degraded else "ok",
         version=__version__,
         environment=state.settings.environment.value,
         uptime_seconds=round(state.uptime_seconds, 3),
-        services=Services(database=database, redis=redis_health, sandbox=sandbox, queue=queue),
+        services=Services(database=database, redis=redis_health, queue=queue),
     )
+
+
+async def _disabled() -> ServiceHealth:
+    return ServiceHealth(status="disabled")
 
 
 _DEGRADED = {503: {"model": Health, "description": "A configured service is down."}}
@@ -110,6 +109,7 @@ async def health(state: State, response: Response) -> Health:
     result = await check_health(state)
     if result.status == "degraded":
         response.status_code = 503
+        response.headers["Retry-After"] = "5"
     response.headers["Cache-Control"] = "no-store"
     return result
 

@@ -77,7 +77,9 @@ class MetricsMiddleware:
 async def _measure_queue(state: State) -> None:
     try:
         async with asyncio.timeout(state.settings.health_probe_timeout_seconds):
-            metrics.QUEUE_DEPTH.set(await state.backend.depth())
+            health = await state.executions.backend.health()
+        if health.depth is not None:
+            metrics.QUEUE_DEPTH.set(health.depth)
     except Exception as exc:  # noqa: BLE001 - a scrape never fails because Redis is down
         log.warning("metrics.queue_depth_unavailable", error=type(exc).__name__)
 

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
-from coderoom.executions.backend import ExecutionBackend
-from coderoom.executions.service import ExecutionPolicy
+from coderoom.executions.deps import ExecutionsContext
+from coderoom.infra.lifecycle import Shutdown
 from coderoom.infra.ratelimit import RateLimiter
-from coderoom.sandbox import Engine, LanguageRegistry
+from coderoom.sandbox import LanguageRegistry
 
 
 @dataclass
@@ -25,9 +25,8 @@ class AppState:
     rate_limiter: RateLimiter
     auth: AuthConfig
     languages: LanguageRegistry
-    sandbox: Engine
-    executions: ExecutionPolicy
-    backend: ExecutionBackend
+    executions: ExecutionsContext
+    shutdown: Shutdown
     started_at: float = field(default_factory=time.monotonic)
 
     @property

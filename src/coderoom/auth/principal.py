@@ -138,6 +138,9 @@ class PrincipalCache:
         self._keys.clear()
 
 
+STOP_SECONDS = 2.0
+
+
 class Revocations:
     """Clears the principal cache here and, through Redis, in every other process."""
 
@@ -147,20 +150,27 @@ class Revocations:
         self.cache = cache
         self.broadcast = broadcast
         self._listening: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.broadcast is not None:
+            self._stop = asyncio.Event()
             self._listening = asyncio.create_task(
-                self.broadcast.listen(self._received, on_gap=self.cache.clear)
+                self.broadcast.listen(self._received, on_gap=self.cache.clear, stop=self._stop)
             )
 
     async def stop(self) -> None:
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
         if self._listening is not None:
+            # The event is seen within a second even if redis-py swallows the cancel; the
+            # cancel cuts a subscribe blocked on a Redis that does not answer.
+            self._stop.set()
             self._listening.cancel()
-            await asyncio.gather(self._listening, return_exceptions=True)
+            done, _ = await asyncio.wait({self._listening}, timeout=STOP_SECONDS)
+            if not done:
+                log.warning("auth.revocation_listener_stuck")
 
     def _received(self, message: str) -> None:
         if message == self.MESSAGE:

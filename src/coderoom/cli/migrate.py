@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from coderoom import migrations
-from coderoom.infra.db import DatabaseUnavailableError
+from coderoom.infra.db import DatabaseUnavailable
 from coderoom.infra.logging import configure_logging
 
 
@@ -37,7 +37,7 @@ def migrate(
             typer.echo(f"pending: {', '.join(status.pending) or '(none)'}")
             return
         migrations.upgrade(settings, revision)
-    except DatabaseUnavailableError as exc:
+    except DatabaseUnavailable as exc:
         typer.echo(f"coderoom: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"database is at {', '.join(migrations.status(settings).current)}")

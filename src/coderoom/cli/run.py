@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from coderoom import bootstrap
 from coderoom.infra.logging import configure_logging
 from coderoom.sandbox import (
     Engine,
@@ -53,8 +54,10 @@ def run(
     args: Annotated[list[str] | None, typer.Argument(help="Arguments for the program.")] = None,
 ) -> None:
     """Run FILE in the sandbox and print the verdict (exit 0 when the program succeeded)."""
+    from coderoom.cli import load_settings
+
     configure_logging("WARNING", "console")
-    engine = Engine()
+    engine = bootstrap.sandbox_engine(load_settings())
     language_id = language or _guess_language(engine, file)
     if language_id is None:
         typer.echo(

@@ -1,12 +1,21 @@
-"""Routes that run code: /sandbox/languages, /sandbox/executions, /sessions/{id}/run."""
+"""Routes that run code: /sandbox/languages, /sandbox/executions, /sessions/{id}/run.
+
+Accepting a run never commits by hand: the service inserts the row and registers the hand-
+over to the backend as after-commit work; the request boundary (`DbSession`) commits and
+runs it; only then does the `Accepted` response below go out, waiting for the result first
+when asked to.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, status
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from coderoom.auth.deps import (
     CurrentUser,
@@ -15,108 +24,126 @@ from coderoom.auth.deps import (
     refuse_sessions_for_api_keys,
     via_api_key,
 )
+from coderoom.core.errors import ServiceUnavailableError
 from coderoom.core.text import Identifier
-from coderoom.executions import service
-from coderoom.executions.backend import ExecutionBackend
-from coderoom.executions.errors import ExecutionNotFound, QueueFull, QueueUnavailable
+from coderoom.executions import repository, service
+from coderoom.executions.backend import wait_for_end
+from coderoom.executions.deps import Executions, ExecutionsContext
+from coderoom.executions.errors import ExecutionNotFound
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
-    TERMINAL,
     ExecutionCreate,
     ExecutionPage,
     ExecutionRead,
     LanguageRead,
     SessionRun,
 )
-from coderoom.executions.service import ExecutionPolicy
+from coderoom.executions.status import TERMINAL
+from coderoom.infra.db import session_scope
 from coderoom.infra.dbdeps import DbSession
-from coderoom.infra.queue import QueueError
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["executions"])
 Wait = Annotated[bool, Query(description="Answer when the run is over (or after the wait cap).")]
+_RUN_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": ExecutionRead, "description": "Finished (with ?wait=true)."},
+    202: {
+        "model": ExecutionRead,
+        "description": "Accepted: not finished yet (always without ?wait=true; with it, when "
+        "the wait cap passed or the server is shutting down). Poll `Location`.",
+    },
+}
 
 
-def _policy(request: Request) -> ExecutionPolicy:
-    policy: ExecutionPolicy = request.app.state.coderoom.executions
-    return policy
+class Accepted(Response):
+    """The answer to a run request, produced after the request's transaction committed.
 
+    Without `wait`: 202 with the row as inserted. With `wait`: waits for the end of the run,
+    at most the wait cap and never past the shutdown's answer time, then 200 with the
+    result, or 202 when it is not over (the run is durable; `Location` tells where to look).
+    A queue or database that fails during the wait also gives 202: the execution was
+    accepted, and an error now would make the client submit it again.
+    """
 
-def _backend(request: Request) -> ExecutionBackend:
-    backend: ExecutionBackend = request.app.state.coderoom.backend
-    return backend
+    def __init__(self, execution: Execution, context: ExecutionsContext, *, wait: bool) -> None:
+        super().__init__(status_code=status.HTTP_202_ACCEPTED)
+        self.read = service.to_read(execution)
+        self.context = context
+        self.wait = wait
 
-
-async def _check_queue(request: Request) -> None:
-    """Past the queue's cap, refuse new work (503) rather than build an unbounded backlog."""
-    cap = request.app.state.coderoom.settings.queue_max_depth
-    try:
-        depth = await _backend(request).depth()
-    except QueueError:
-        raise QueueUnavailable(
-            "The execution queue is unreachable; try again shortly.", headers={"Retry-After": "5"}
-        ) from None
-    if depth >= cap:
-        raise QueueFull(
-            f"{cap} executions are already waiting; try again shortly.",
-            headers={"Retry-After": "5"},
+    async def _ended(self) -> bool:
+        context = self.context
+        waiting = asyncio.ensure_future(
+            wait_for_end(context.backend, self.read.id, context.wait_seconds)
         )
+        cutoff = asyncio.ensure_future(context.shutdown.answer_time())
+        try:
+            await asyncio.wait({waiting, cutoff}, return_when=asyncio.FIRST_COMPLETED)
+            return waiting.done() and not waiting.cancelled() and waiting.result()
+        finally:
+            for task in (waiting, cutoff):
+                task.cancel()
+            await asyncio.gather(waiting, cutoff, return_exceptions=True)
 
+    async def _outcome(self) -> tuple[int, ExecutionRead]:
+        if not self.wait:
+            return status.HTTP_202_ACCEPTED, self.read
+        try:
+            if await self._ended():
+                async with session_scope(self.context.sessionmaker) as db:
+                    execution = await repository.get(db, self.read.id)
+                if execution is not None and execution.status in TERMINAL:
+                    return status.HTTP_200_OK, service.to_read(execution)
+        except ServiceUnavailableError as exc:  # queue or database gone while waiting
+            log.warning(
+                "executions.wait_interrupted", execution_id=str(self.read.id), error=exc.code
+            )
+        return status.HTTP_202_ACCEPTED, self.read
 
-async def _respond(
-    request: Request, db: DbSession, execution: Execution, response: Response, wait: bool
-) -> ExecutionRead:
-    """Commit, enqueue, and answer 202 at once, or 200 when `wait` and the run ends in time."""
-    await db.commit()  # a job is only enqueued once its row is committed
-    backend = _backend(request)
-    try:
-        await backend.submit(execution.id, correlation_id=execution.correlation_id)
-        if wait:
-            seconds = request.app.state.coderoom.settings.execution_wait_seconds
-            await backend.wait(execution.id, seconds)
-    except QueueError as exc:
-        # Accepted and committed: the workers' reconciler queues it once Redis is back.
-        log.error("executions.enqueue_failed", execution_id=str(execution.id), error=repr(exc))
-    await db.refresh(execution)
-    response.headers["Location"] = f"/api/v1/sandbox/executions/{execution.id}"
-    response.status_code = status.HTTP_200_OK if execution.status in TERMINAL else 202
-    return service.to_read(execution)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        code, read = await self._outcome()
+        response = JSONResponse(
+            read.model_dump(mode="json"),
+            status_code=code,
+            headers={"Location": f"/api/v1/sandbox/executions/{read.id}"},
+        )
+        await response(scope, receive, send)
 
 
 @router.get("/sandbox/languages", response_model=list[LanguageRead])
-async def list_languages(request: Request) -> list[LanguageRead]:
+async def list_languages(executions: Executions) -> list[LanguageRead]:
     """The languages this server runs (no sign-in needed): ids, aliases, versions, and
     each one's default limits and the most a request may ask for."""
-    return [service.language_read(language) for language in _policy(request).languages]
+    return [service.language_read(language) for language in executions.policy.languages]
 
 
 @router.post(
     "/sandbox/executions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecutionRead,
-    responses={200: {"model": ExecutionRead, "description": "Finished (with ?wait=true)."}},
+    responses=_RUN_RESPONSES,
 )
 async def create_execution(
     data: ExecutionCreate,
     db: DbSession,
     user: ExecutionCaller,
+    executions: Executions,
     request: Request,
-    response: Response,
     wait: Wait = False,
-) -> ExecutionRead:
+) -> Response:
     """Run a program: `source` (one file) or `files` (the first is the entry point).
     Accepts an API key (without `session_id`)."""
     refuse_sessions_for_api_keys(request, data.session_id)
-    await _check_queue(request)
     execution = await service.create(
         db,
         user=user,
         data=data,
-        policy=_policy(request),
+        policy=executions.policy,
+        backend=executions.backend,
         correlation_id=request.state.correlation_id,
     )
-    return await _respond(request, db, execution, response, wait)
+    return Accepted(execution, executions, wait=wait)
 
 
 @router.get("/sandbox/executions", response_model=ExecutionPage)
@@ -153,7 +180,11 @@ async def get_execution(
 
 @router.post("/sandbox/executions/{execution_id}/cancel", response_model=ExecutionRead)
 async def cancel_execution(
-    execution_id: uuid.UUID, db: DbSession, user: ExecutionCaller, request: Request
+    execution_id: uuid.UUID,
+    db: DbSession,
+    user: ExecutionCaller,
+    executions: Executions,
+    request: Request,
 ) -> ExecutionRead:
     """Cancel a queued or running execution (a running program is killed); a finished one
     is returned unchanged."""
@@ -161,41 +192,38 @@ async def cancel_execution(
     hide_session_work_from_api_keys(
         request, execution.session_id, ExecutionNotFound("No such execution.")
     )
-    if await service.cancel(db, user=user, execution_id=execution_id):
-        await db.commit()
-        try:
-            await _backend(request).cancel(execution_id)
-        except QueueError as exc:  # the row says cancelled: a worker will not start it
-            log.error("executions.abort_failed", execution_id=str(execution_id), error=repr(exc))
-    return service.to_read(await service.get_visible(db, user=user, execution_id=execution_id))
+    execution = await service.cancel(
+        db, user=user, execution_id=execution_id, backend=executions.backend
+    )
+    return service.to_read(execution)
 
 
 @router.post(
     "/sessions/{session_id}/run",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecutionRead,
-    responses={200: {"model": ExecutionRead, "description": "Finished (with ?wait=true)."}},
+    responses=_RUN_RESPONSES,
 )
 async def run_session(
     session_id: uuid.UUID,
     data: SessionRun,
     db: DbSession,
     user: CurrentUser,
+    executions: Executions,
     request: Request,
-    response: Response,
     wait: Wait = False,
-) -> ExecutionRead:
+) -> Response:
     """Run the session's current source (owner, editor)."""
-    await _check_queue(request)
     execution = await service.run_session(
         db,
         user=user,
         session_id=session_id,
         data=data,
-        policy=_policy(request),
+        policy=executions.policy,
+        backend=executions.backend,
         correlation_id=request.state.correlation_id,
     )
-    return await _respond(request, db, execution, response, wait)
+    return Accepted(execution, executions, wait=wait)
 
 
 @router.get("/sessions/{session_id}/executions", response_model=ExecutionPage)
@@ -210,3 +238,6 @@ async def list_session_executions(
     return await service.list_visible(
         db, user=user, session_id=session_id, limit=limit, cursor=cursor
     )
+
+
+__all__ = ["Accepted", "router"]

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from coderoom.executions.status import ExecutionStatus
 from coderoom.infra.orm import Base, UTCDateTime, UUIDPrimaryKey, utcnow
 
-ExecutionStatus = Literal[
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "compile_error",
-    "timed_out",
-    "memory_exceeded",
-    "output_exceeded",
-    "internal_error",
-    "cancelled",
-]
-STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
+#: Stored as the value (`"queued"`), in a VARCHAR with a CHECK constraint naming every member
+#: (`ck_executions_status`, see migration 0002) rather than a native PostgreSQL enum, so the
+#: same schema serves SQLite and adding a member is one constraint swap.
+STATUS_TYPE = Enum(
+    ExecutionStatus,
+    name="status",
+    native_enum=False,
+    create_constraint=True,
+    length=20,
+    validate_strings=True,
+    values_callable=lambda members: [m.value for m in members],
+)
 
 
 class Execution(UUIDPrimaryKey, Base):
@@ -35,7 +35,9 @@ class Execution(UUIDPrimaryKey, Base):
     )
 
     language: Mapped[str] = mapped_column(String(32), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="queued")
+    status: Mapped[ExecutionStatus] = mapped_column(
+        STATUS_TYPE, nullable=False, default=ExecutionStatus.QUEUED
+    )
     # Code is stored exactly as sent: never sanitized, never trimmed.
     files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     stdin: Mapped[str] = mapped_column(Text, nullable=False, default="")

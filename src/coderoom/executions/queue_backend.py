@@ -1,81 +1,128 @@
 """The ExecutionBackend on a Redis job queue (SAQ), for API instances without a sandbox of
-their own: `coderoom worker` processes on any number of machines run the jobs."""
+their own: `coderoom worker` processes on any number of machines run the jobs.
+
+Every Redis or SAQ failure is translated here into QueueUnavailable (503 with Retry-After),
+so nothing above this module knows which queue is underneath.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import structlog
 from saq import Queue
 from saq.job import Status as JobStatus
 
 from coderoom.executions import tasks
+from coderoom.executions.backend import BackendHealth, Ended, ExecutionEvent, Placement, Submission
+from coderoom.executions.errors import QueueFull, QueueUnavailable
 from coderoom.infra.queue import QueueError
 
 log = structlog.get_logger(__name__)
 
 TERMINAL_JOB = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.ABORTED})
-RECHECK_SECONDS = 0.5  # closes the gap between reading a job's status and subscribing
+LISTEN_SLICE_SECONDS = 10.0  # re-read the job's status at least this often while waiting
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (QueueError, OSError) as exc:  # OSError: refused connect, asyncio timeouts
+        raise QueueUnavailable(
+            "The execution queue is unreachable; try again shortly.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 class QueueBackend:
-    def __init__(self, queue: Queue, *, heartbeat_seconds: int) -> None:
+    def __init__(self, queue: Queue, *, heartbeat_seconds: int, max_depth: int) -> None:
         self.queue = queue
         self.heartbeat_seconds = heartbeat_seconds
+        self.max_depth = max_depth
 
     async def start(self) -> None:
         try:
-            async with asyncio.timeout(5):
-                await self.queue.connect()
-        except (QueueError, TimeoutError) as exc:  # health says so; 503s until Redis is back
-            log.error("executions.queue_unreachable", error=repr(exc))
+            with _reachable():
+                async with asyncio.timeout(5):
+                    await self.queue.connect()
+        except QueueUnavailable as exc:  # health says so; 503s until Redis is back
+            log.error("executions.queue_unreachable", error=repr(exc.__cause__))
 
-    async def stop(self, grace_seconds: float) -> None:
-        del grace_seconds  # nothing runs here; workers drain their own jobs
-        with contextlib.suppress(QueueError, TimeoutError):
+    async def stop(self, *, deadline: float) -> None:
+        del deadline  # nothing runs here; workers drain their own jobs
+        with contextlib.suppress(QueueError, OSError):
             async with asyncio.timeout(5):
                 await self.queue.disconnect()
 
-    async def submit(self, execution_id: uuid.UUID, correlation_id: str | None = None) -> None:
-        await tasks.enqueue(
-            self.queue,
-            execution_id,
-            correlation_id=correlation_id,
-            heartbeat=self.heartbeat_seconds,
-        )
+    async def _depth(self) -> int:
+        with _reachable():
+            return int(await self.queue.count("queued"))
+
+    async def admit(self) -> Placement:
+        if await self._depth() >= self.max_depth:
+            raise QueueFull(
+                f"{self.max_depth} executions are already waiting; try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+        return Placement(claimed=False)  # a worker claims it
+
+    async def submit(self, submission: Submission) -> None:
+        with _reachable():
+            await tasks.enqueue(
+                self.queue,
+                submission.execution_id,
+                correlation_id=submission.correlation_id,
+                heartbeat=self.heartbeat_seconds,
+            )
 
     async def _finished(self, key: str) -> bool:
         job = await self.queue.job(key)
         return job is None or job.status in TERMINAL_JOB
 
-    async def wait(self, execution_id: uuid.UUID, seconds: float) -> bool:
-        """Wait on the job's pub/sub updates (no database polling); True once it ended."""
+    async def subscribe(
+        self, execution_id: uuid.UUID, *, seconds: float
+    ) -> AsyncIterator[ExecutionEvent]:
+        """The job's pub/sub updates (no database polling), re-checked every slice."""
         key = str(execution_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
-            if await self._finished(key):
-                return True
+            with _reachable():
+                if await self._finished(key):
+                    yield Ended(execution_id)
+                    return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
+                return
+            with _reachable(), contextlib.suppress(TimeoutError):
                 await self.queue.listen(
                     [key],
                     lambda _key, status: status in TERMINAL_JOB,
-                    timeout=min(remaining, RECHECK_SECONDS * 20),
+                    timeout=min(remaining, LISTEN_SLICE_SECONDS),
                 )
 
     async def cancel(self, execution_id: uuid.UUID) -> None:
-        job = await self.queue.job(str(execution_id))
-        if job is not None and job.status not in TERMINAL_JOB:
-            await self.queue.abort(job, "cancelled")  # the worker running it kills the sandbox
+        with _reachable():
+            job = await self.queue.job(str(execution_id))
+            if job is not None and job.status not in TERMINAL_JOB:
+                await self.queue.abort(job, "cancelled")  # the worker running it kills the sandbox
 
-    async def depth(self) -> int:
-        return int(await self.queue.count("queued"))
-
-    async def live_workers(self) -> int:
-        info = await self.queue.info()
-        return len(info.get("workers", {}))
+    async def health(self) -> BackendHealth:
+        try:
+            with _reachable():
+                depth = await self._depth()
+                workers = len((await self.queue.info()).get("workers", {}))
+        except QueueUnavailable as exc:
+            return BackendHealth(status="down", mode="queue", error=type(exc.__cause__).__name__)
+        # No live worker means accepted executions would wait forever: down.
+        return BackendHealth(
+            status="up" if workers else "down",
+            mode="queue",
+            depth=depth,
+            workers=workers,
+            error=None if workers else "no live worker",
+        )

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.core.pagination import Cursor
 from coderoom.executions.models import Execution
+from coderoom.executions.status import ACTIVE, ExecutionStatus
 from coderoom.infra.orm import newest_first
 
-ACTIVE = ("queued", "running")
+QUEUED, RUNNING = ExecutionStatus.QUEUED, ExecutionStatus.RUNNING
 
 
 async def get(db: AsyncSession, execution_id: uuid.UUID) -> Execution | None:
@@ -25,7 +26,7 @@ async def count_active(db: AsyncSession, user_id: uuid.UUID) -> int:
     result = await db.execute(
         select(func.count())
         .select_from(Execution)
-        .where(Execution.created_by == user_id, Execution.status.in_(ACTIVE))
+        .where(Execution.created_by == user_id, Execution.status.in_(sorted(ACTIVE)))
     )
     return int(result.scalar_one())
 
@@ -60,11 +61,11 @@ async def claim(
     `retry`: the queue re-delivered the job because the worker running it died; the row it
     left `running` may be taken over.
     """
-    allowed = ("queued", "running") if retry else ("queued",)
+    allowed = (QUEUED, RUNNING) if retry else (QUEUED,)
     result = await db.execute(
         update(Execution)
         .where(Execution.id == execution_id, Execution.status.in_(allowed))
-        .values(status="running", started_at=now, attempts=Execution.attempts + 1)
+        .values(status=RUNNING, started_at=now, attempts=Execution.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -76,7 +77,7 @@ async def finish(
     """running → a terminal status, unless it was cancelled meanwhile."""
     result = await db.execute(
         update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "running")
+        .where(Execution.id == execution_id, Execution.status == RUNNING)
         .values(**values, finished_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -86,8 +87,8 @@ async def finish(
 async def cancel(db: AsyncSession, execution_id: uuid.UUID, *, now: datetime) -> bool:
     result = await db.execute(
         update(Execution)
-        .where(Execution.id == execution_id, Execution.status.in_(ACTIVE))
-        .values(status="cancelled", finished_at=now, error="cancelled by request")
+        .where(Execution.id == execution_id, Execution.status.in_(sorted(ACTIVE)))
+        .values(status=ExecutionStatus.CANCELLED, finished_at=now, error="cancelled by request")
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -98,8 +99,8 @@ async def requeue(db: AsyncSession, execution_ids: list[uuid.UUID]) -> None:
     if execution_ids:
         await db.execute(
             update(Execution)
-            .where(Execution.id.in_(execution_ids), Execution.status == "running")
-            .values(status="queued", started_at=None)
+            .where(Execution.id.in_(execution_ids), Execution.status == RUNNING)
+            .values(status=QUEUED, started_at=None)
             .execution_options(synchronize_session=False)
         )
 
@@ -109,9 +110,9 @@ async def recover(db: AsyncSession, *, max_attempts: int, now: datetime) -> list
     every execution waiting to run, oldest first."""
     await db.execute(
         update(Execution)
-        .where(Execution.status == "running", Execution.attempts >= max_attempts)
+        .where(Execution.status == RUNNING, Execution.attempts >= max_attempts)
         .values(
-            status="internal_error",
+            status=ExecutionStatus.INTERNAL_ERROR,
             finished_at=now,
             error=f"the service stopped during this execution {max_attempts} times; not retried",
         )
@@ -119,12 +120,12 @@ async def recover(db: AsyncSession, *, max_attempts: int, now: datetime) -> list
     )
     await db.execute(
         update(Execution)
-        .where(Execution.status == "running")
-        .values(status="queued", started_at=None)
+        .where(Execution.status == RUNNING)
+        .values(status=QUEUED, started_at=None)
         .execution_options(synchronize_session=False)
     )
     result = await db.execute(
-        select(Execution.id).where(Execution.status == "queued").order_by(Execution.created_at)
+        select(Execution.id).where(Execution.status == QUEUED).order_by(Execution.created_at)
     )
     return list(result.scalars())
 
@@ -132,7 +133,7 @@ async def recover(db: AsyncSession, *, max_attempts: int, now: datetime) -> list
 async def waiting(db: AsyncSession, *, older_than: datetime) -> list[uuid.UUID]:
     result = await db.execute(
         select(Execution.id)
-        .where(Execution.status == "queued", Execution.created_at < older_than)
+        .where(Execution.status == QUEUED, Execution.created_at < older_than)
         .order_by(Execution.created_at)
     )
     return list(result.scalars())
@@ -141,7 +142,7 @@ async def waiting(db: AsyncSession, *, older_than: datetime) -> list[uuid.UUID]:
 async def stale_running(db: AsyncSession, *, started_before: datetime) -> list[uuid.UUID]:
     result = await db.execute(
         select(Execution.id).where(
-            Execution.status == "running", Execution.started_at < started_before
+            Execution.status == RUNNING, Execution.started_at < started_before
         )
     )
     return list(result.scalars())
@@ -155,18 +156,22 @@ async def revive(
         update(Execution)
         .where(
             Execution.id == execution_id,
-            Execution.status == "running",
+            Execution.status == RUNNING,
             Execution.attempts >= max_attempts,
         )
-        .values(status="internal_error", finished_at=now, error="lost by its worker; not retried")
+        .values(
+            status=ExecutionStatus.INTERNAL_ERROR,
+            finished_at=now,
+            error="lost by its worker; not retried",
+        )
         .execution_options(synchronize_session=False)
     )
     if failed.rowcount:  # type: ignore[attr-defined]
         return False
     requeued = await db.execute(
         update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "running")
-        .values(status="queued", started_at=None)
+        .where(Execution.id == execution_id, Execution.status == RUNNING)
+        .values(status=QUEUED, started_at=None)
         .execution_options(synchronize_session=False)
     )
     return bool(requeued.rowcount)  # type: ignore[attr-defined]

@@ -9,10 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coderoom.core.text import Identifier, RawCode
-from coderoom.executions.models import STATUSES, ExecutionStatus
-
-Status = ExecutionStatus
-TERMINAL = frozenset(STATUSES) - {"queued", "running"}
+from coderoom.executions.status import ExecutionStatus
 
 
 class FileIn(BaseModel):
@@ -90,7 +87,7 @@ class SessionRun(BaseModel):
 class ExecutionRead(BaseModel):
     id: uuid.UUID
     language: str
-    status: Status
+    status: ExecutionStatus
     exit_code: int | None
     signal: int | None
     signal_name: str | None = Field(description="The signal's name, e.g. SIGKILL.")

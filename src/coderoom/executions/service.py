@@ -1,4 +1,9 @@
-"""Executions: accept programs, enforce who may run and see what, and record results."""
+"""Executions: accept programs, enforce who may run and see what, and record results.
+
+Accepting one is one INSERT plus after-commit work: the backend is told about the
+execution only once its row is committed (`infra.db.after_commit`), so a worker never gets
+an id the database does not know, and a rolled-back request enqueues nothing.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,12 @@ from coderoom.auth.models import User
 from coderoom.core.errors import PermissionDeniedError
 from coderoom.core.pagination import Cursor
 from coderoom.executions import repository
+from coderoom.executions.backend import ExecutionBackend, Placement, Submission
 from coderoom.executions.errors import (
     ExecutionNotFound,
     ExecutionQuotaExceeded,
     InvalidLimits,
     InvalidProgram,
-    SandboxUnavailable,
     SourceTooLarge,
     UnknownLanguage,
     VersionUnavailable,
@@ -36,6 +41,8 @@ from coderoom.executions.schemas import (
     LimitsIn,
     SessionRun,
 )
+from coderoom.executions.status import ExecutionStatus
+from coderoom.infra.db import after_commit
 from coderoom.sandbox import (
     Language,
     LanguageRegistry,
@@ -59,7 +66,16 @@ class ExecutionPolicy:
     languages: LanguageRegistry
     max_active_per_user: int
     max_source_bytes: int
-    sandbox_problem: str | None = None  # set when the sandbox cannot run here
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the sandbox needs to run a stored execution."""
+
+    language: str
+    program: Program
+    limits: Limits
+    compile_limits: CompileLimits | None = None  # None: the engine's defaults
 
 
 def _now() -> datetime:
@@ -225,49 +241,61 @@ def _program(
         raise InvalidProgram(str(exc)) from None
 
 
-async def _admit(db: AsyncSession, policy: ExecutionPolicy, user: User) -> None:
-    if policy.sandbox_problem is not None:
-        raise SandboxUnavailable(f"Code cannot run on this server: {policy.sandbox_problem}")
+async def _admit(
+    db: AsyncSession, policy: ExecutionPolicy, backend: ExecutionBackend, user: User
+) -> Placement:
     if await repository.count_active(db, user.id) >= policy.max_active_per_user:
         raise ExecutionQuotaExceeded(
             f"You already have {policy.max_active_per_user} executions queued or running; "
             "wait for one to finish.",
             headers={"Retry-After": "1"},
         )
+    return await backend.admit()
 
 
-async def _insert(
+async def _accept(
     db: AsyncSession,
     *,
+    backend: ExecutionBackend,
+    placement: Placement,
     user: User,
-    language: str,
+    spec: RunSpec,
     files: list[tuple[str, str, str]],
-    program: Program,
-    limits: Limits,
-    compile_limits: CompileLimits | None,
     session_id: uuid.UUID | None,
     correlation_id: str | None,
 ) -> Execution:
+    """Insert the row (already `running` when the backend starts it at once) and submit it
+    to the backend after the commit."""
+    now = _now()
+    claimed = placement.claimed
     execution = Execution(
-        language=language,
-        status="queued",
+        language=spec.language,
+        status=ExecutionStatus.RUNNING if claimed else ExecutionStatus.QUEUED,
         # As sent: a base64 file stays base64 text (JSON holds no raw bytes).
         files=[
             {"name": name, "content": content}
             | ({"encoding": encoding} if encoding != "utf8" else {})
             for name, content, encoding in files
         ],
-        stdin=program.stdin,
-        args=list(program.args),
-        limits=limits.as_dict(),
-        compile_limits=compile_limits.as_dict() if compile_limits else None,
+        stdin=spec.program.stdin,
+        args=list(spec.program.args),
+        limits=spec.limits.as_dict(),
+        compile_limits=spec.compile_limits.as_dict() if spec.compile_limits else None,
         session_id=session_id,
         created_by=user.id,
         correlation_id=correlation_id,
-        created_at=_now(),
+        created_at=now,
+        attempts=1 if claimed else 0,
+        started_at=now if claimed else None,
     )
     db.add(execution)
     await db.flush()
+    submission = Submission(execution.id, correlation_id, placement)
+
+    async def submit() -> None:
+        await backend.submit(submission)
+
+    after_commit(db, submit)
     return execution
 
 
@@ -277,9 +305,10 @@ async def create(
     user: User,
     data: ExecutionCreate,
     policy: ExecutionPolicy,
+    backend: ExecutionBackend,
     correlation_id: str | None = None,
 ) -> Execution:
-    """Accept a program to run. The caller enqueues it once this transaction commits."""
+    """Accept a program to run; it goes to `backend` once this transaction commits."""
     if data.session_id is not None:
         await sessions_service.access(db, session_id=data.session_id, user=user, need="edit")
     language = resolve_language(policy, data.language, data.version)
@@ -289,17 +318,20 @@ async def create(
         else [(language.entry_name(data.source or ""), data.source or "", "utf8")]
     )
     program = _program(policy, language, files, data.stdin, data.args)
-    limits = _limits(language, data.limits)
-    compile_limits = _compile_limits(language, data.compile_limits)
-    await _admit(db, policy, user)
-    return await _insert(
+    spec = RunSpec(
+        language.id,
+        program,
+        _limits(language, data.limits),
+        _compile_limits(language, data.compile_limits),
+    )
+    placement = await _admit(db, policy, backend, user)
+    return await _accept(
         db,
+        backend=backend,
+        placement=placement,
         user=user,
-        language=language.id,
+        spec=spec,
         files=files,
-        program=program,
-        limits=limits,
-        compile_limits=compile_limits,
         session_id=data.session_id,
         correlation_id=correlation_id,
     )
@@ -312,6 +344,7 @@ async def run_session(
     session_id: uuid.UUID,
     data: SessionRun,
     policy: ExecutionPolicy,
+    backend: ExecutionBackend,
     correlation_id: str | None = None,
 ) -> Execution:
     """Run a session's current source in its language (owner, editor)."""
@@ -319,15 +352,19 @@ async def run_session(
     language = resolve_language(policy, session.language)
     files = [(language.entry_name(session.source), session.source, "utf8")]
     program = _program(policy, language, files, data.stdin, data.args)
-    await _admit(db, policy, user)
-    return await _insert(
+    placement = await _admit(db, policy, backend, user)
+    return await _accept(
         db,
+        backend=backend,
+        placement=placement,
         user=user,
-        language=language.id,
+        spec=RunSpec(
+            language.id,
+            program,
+            language.limits,
+            language.compile_limits if language.compiled else None,
+        ),
         files=files,
-        program=program,
-        limits=language.limits,
-        compile_limits=language.compile_limits if language.compiled else None,
         session_id=session_id,
         correlation_id=correlation_id,
     )
@@ -378,9 +415,12 @@ async def list_visible(
     return ExecutionPage(items=[to_read(r) for r in rows], next_cursor=next_cursor)
 
 
-async def cancel(db: AsyncSession, *, user: User, execution_id: uuid.UUID) -> bool:
-    """Cancel if still queued or running; True if this call cancelled it. The creator, or
-    an owner/editor of its session, may cancel."""
+async def cancel(
+    db: AsyncSession, *, user: User, execution_id: uuid.UUID, backend: ExecutionBackend
+) -> Execution:
+    """Cancel if still queued or running (the backend kills a running program once this
+    commits); a finished execution is returned unchanged. The creator, or an owner/editor
+    of its session, may cancel."""
     execution = await get_visible(db, user=user, execution_id=execution_id)
     if execution.created_by != user.id:
         assert execution.session_id is not None
@@ -392,9 +432,14 @@ async def cancel(db: AsyncSession, *, user: User, execution_id: uuid.UUID) -> bo
             raise PermissionDeniedError(
                 "Only its creator or the session's editors may cancel it."
             ) from None
-    cancelled = await repository.cancel(db, execution_id, now=_now())
-    await db.refresh(execution)
-    return cancelled
+    if await repository.cancel(db, execution_id, now=_now()):
+
+        async def stop_it() -> None:
+            await backend.cancel(execution_id)
+
+        after_commit(db, stop_it)
+        await db.refresh(execution)
+    return execution
 
 
 def _storable(text: str) -> str:
@@ -405,7 +450,7 @@ def _storable(text: str) -> str:
 
 def result_values(result: Result) -> dict[str, Any]:
     return {
-        "status": str(result.status),
+        "status": ExecutionStatus.of(result.status),
         "exit_code": result.exit_code,
         "signal": result.signal,
         "stdout": _storable(result.stdout),
@@ -420,7 +465,7 @@ def result_values(result: Result) -> dict[str, Any]:
     }
 
 
-def program_of(execution: Execution) -> tuple[Program, Limits]:
+def run_spec(execution: Execution) -> RunSpec:
     program = Program(
         files=tuple(
             ProgramFile(
@@ -432,9 +477,5 @@ def program_of(execution: Execution) -> tuple[Program, Limits]:
         stdin=execution.stdin,
         args=tuple(execution.args),
     )
-    return program, Limits(**execution.limits)
-
-
-def compile_limits_of(execution: Execution) -> CompileLimits | None:
-    """The compile limits accepted with the execution (None: the engine's defaults)."""
-    return CompileLimits(**execution.compile_limits) if execution.compile_limits else None
+    compile_limits = CompileLimits(**execution.compile_limits) if execution.compile_limits else None
+    return RunSpec(execution.language, program, Limits(**execution.limits), compile_limits)

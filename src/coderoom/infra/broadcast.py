@@ -8,6 +8,7 @@ disconnected may have missed messages, so `listen` calls `on_gap` each time it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import structlog
@@ -32,15 +33,25 @@ class Broadcast:
             log.error("broadcast.publish_failed", channel=self.channel, error=str(exc))
 
     async def listen(
-        self, on_message: Callable[[str], None], *, on_gap: Callable[[], None]
+        self,
+        on_message: Callable[[str], None],
+        *,
+        on_gap: Callable[[], None],
+        stop: asyncio.Event | None = None,
     ) -> None:
-        """Call `on_message` for each message until cancelled, reconnecting as needed."""
-        while True:
+        """Call `on_message` for each message until `stop` is set (or the task is
+        cancelled), reconnecting as needed.
+
+        Stop with the event, not (only) with a cancel: redis-py's `get_message(timeout=)`
+        can swallow a cancellation that lands as its own timeout fires, and the loop then
+        polls on forever; the event is checked at least once a second."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 on_gap()
-                while True:
+                while not stop.is_set():
                     # A short wait, not a blocking read: the client's socket timeout would
                     # otherwise cut an idle subscription and clear caches for nothing.
                     message = await pubsub.get_message(timeout=1.0)
@@ -51,4 +62,6 @@ class Broadcast:
                 log.warning("broadcast.disconnected", channel=self.channel, error=str(exc))
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(RECONNECT_SECONDS)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RECONNECT_SECONDS)

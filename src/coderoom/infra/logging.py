@@ -2,20 +2,90 @@
 
 Context bound with `structlog.contextvars` (the correlation id, the user id) appears in every
 line made while it is bound, ours or a library's.
+
+Every line, whatever its source, goes through the same last steps before it is written:
+
+1. exceptions become a traceback *without local variables* (locals hold request headers,
+   tokens and program source), at most `MAX_FRAMES` frames;
+2. the event is scrubbed by the same rules as Sentry events (`infra.sentry.scrub`):
+   secret-named keys, program source, credentials in URLs and JWT-shaped values;
+3. the rendered line is bounded to `MAX_LINE_BYTES`: past it, long values and the
+   traceback's middle frames are cut, and the line says so.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
+from collections.abc import Callable, MutableMapping
 from typing import Any, Literal
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+from coderoom.infra.sentry import scrub
+
+MAX_LINE_BYTES = 16 * 1024
+MAX_FRAMES = 20
+_CUT_VALUE_CHARS = 1024
+_KEPT_FRAMES = 6
+
+EventDict = MutableMapping[str, Any]
+Renderer = Callable[[Any, str, EventDict], str | bytes]
 
 
-def _drop_color_message(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_color_message(_logger: Any, _name: str, event: EventDict) -> EventDict:
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event
+
+
+def _scrub(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    cleaned: EventDict = scrub(dict(event))
+    return cleaned
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _CUT_VALUE_CHARS:
+        return f"{value[:_CUT_VALUE_CHARS]}…[{len(value) - _CUT_VALUE_CHARS} chars cut]"
+    if isinstance(value, dict):
+        return {key: _cut(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if len(value) > 2 * _KEPT_FRAMES:  # keep both ends: where it started, where it broke
+            value = [
+                *value[:_KEPT_FRAMES],
+                f"…[{len(value) - 2 * _KEPT_FRAMES} cut]",
+                *value[-_KEPT_FRAMES:],
+            ]
+        return [_cut(item) for item in value]
+    return value
+
+
+class Bounded:
+    """Render with `renderer`; when the line is too long, cut values and render again."""
+
+    def __init__(self, renderer: Renderer, limit: int) -> None:
+        self._renderer = renderer
+        self.limit = limit
+
+    def renderer(self, logger: Any, name: str, event: EventDict) -> str:
+        line = self._renderer(logger, name, event)
+        return line.decode() if isinstance(line, bytes) else line
+
+    def __call__(self, logger: Any, name: str, event: EventDict) -> str:
+        line = self.renderer(logger, name, dict(event))
+        if len(line.encode()) <= self.limit:
+            return line
+        shortened = {key: _cut(value) for key, value in event.items()}
+        shortened["log_truncated"] = True
+        line = self.renderer(logger, name, shortened)
+        if len(line.encode()) <= self.limit:
+            return line
+        # Still too long (many long values): keep the event and a few short fields.
+        kept: dict[str, Any] = {
+            k: v for k, v in shortened.items() if isinstance(v, int | float | bool)
+        }
+        kept.update({k: str(v)[:200] for k, v in shortened.items() if k not in kept})
+        return self.renderer(logger, name, kept)[: self.limit]
 
 
 _SHARED_PROCESSORS: list[Any] = [
@@ -28,23 +98,22 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
+def final_processors(fmt: Literal["json", "console"]) -> list[Any]:
+    """The last steps of every line: traceback without locals, scrub, render, bound."""
+    if fmt == "json":
+        tracebacks = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False, max_frames=MAX_FRAMES)
+        )
+        renderer: Renderer = structlog.processors.JSONRenderer()
+    else:
+        # Plain text tracebacks: rich's pretty ones print local variables.
+        tracebacks = structlog.processors.format_exc_info
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    return [tracebacks, _scrub, Bounded(renderer, MAX_LINE_BYTES)]
+
+
 def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
     """Route structlog and stdlib logging through one renderer. Safe to call more than once."""
-    renderer: Any
-    if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
-        # Never frame locals: they hold tokens, passwords and programs' source.
-        tracebacks = structlog.processors.ExceptionRenderer(
-            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-        )
-        final: list[Any] = [tracebacks, renderer]
-    else:
-        # Plain tracebacks: rich's pretty ones print local variables, which can hold secrets.
-        final = [
-            structlog.dev.ConsoleRenderer(
-                colors=False, exception_formatter=structlog.dev.plain_traceback
-            )
-        ]
     logging.config.dictConfig(
         {
             "version": 1,
@@ -55,7 +124,7 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
                     "foreign_pre_chain": _SHARED_PROCESSORS,
                     "processors": [
                         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        *final,
+                        *final_processors(fmt),
                     ],
                 }
             },

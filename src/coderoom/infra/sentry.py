@@ -61,7 +61,11 @@ EXTRA_DENYLIST = [
     "set-cookie",
     *CODE_KEYS,
 ]
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]*(:[^/\s@]*)?@")
+# Bounded repetitions: an unbounded scheme made this quadratic on long text without "://"
+# (a 1 MB log value took minutes), and it runs on every log line.
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/\s:@]{0,256}(:[^/\s@]{0,256})?@"
+)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 
 

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import URL, make_url
 
 from coderoom.config import Settings
-from coderoom.infra.db import DatabaseUnavailableError, create_engine, wait_for_database
+from coderoom.infra.db import DatabaseUnavailable, create_engine, wait_for_database
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +86,7 @@ async def reach_database(settings: Settings) -> None:
             attempts=settings.database_connect_attempts,
             interval=settings.database_connect_interval_seconds,
         )
-    except DatabaseUnavailableError as exc:
+    except DatabaseUnavailable as exc:
         cause = exc.__cause__
         reason = f"{type(cause).__name__}: {cause}" if cause else str(exc)
         raise StartupProblem(

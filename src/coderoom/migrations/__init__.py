@@ -22,7 +22,6 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from coderoom.config import Settings
-from coderoom.infra.db import create_engine, wait_for_database
 
 MIGRATIONS_DIR = Path(__file__).parent
 
@@ -61,15 +60,10 @@ class MigrationStatus:
 
 
 async def _wait(settings: Settings) -> None:
-    engine = create_engine(settings)
-    try:
-        await wait_for_database(
-            engine,
-            attempts=settings.database_connect_attempts,
-            interval=settings.database_connect_interval_seconds,
-        )
-    finally:
-        await engine.dispose()
+    from coderoom import bootstrap  # the composition root imports the domains' models
+
+    async with bootstrap.open_database(settings):
+        pass
 
 
 def upgrade(settings: Settings, revision: str = "head", **kwargs: Sequence[Path]) -> None:
@@ -139,9 +133,10 @@ def history(settings: Settings) -> list[str]:
 
 
 async def _run_sync(settings: Settings, fn: Callable[[Connection], T]) -> T:
-    engine = create_engine(settings)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(fn)
-    finally:
-        await engine.dispose()
+    from coderoom import bootstrap
+
+    async with (
+        bootstrap.open_database(settings) as database,
+        database.engine.connect() as connection,
+    ):
+        return await connection.run_sync(fn)

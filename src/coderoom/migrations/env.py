@@ -8,7 +8,6 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from coderoom.config import Settings
-from coderoom.infra.db import create_engine
 from coderoom.migrations import target_metadata
 
 config = context.config
@@ -33,13 +32,14 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(settings)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
-    finally:
-        await engine.dispose()
+    from coderoom import bootstrap  # the composition root builds (and disposes of) the engine
+
+    async with (
+        bootstrap.open_database(settings) as database,
+        database.engine.connect() as connection,
+    ):
+        await connection.run_sync(_run)
+        await connection.commit()
 
 
 if context.is_offline_mode():

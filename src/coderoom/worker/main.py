@@ -4,7 +4,11 @@ A worker runs at most `WORKER_CONCURRENCY` sandboxes at once (default: CPU count
 holds the rest. On SIGTERM it stops taking jobs, lets running ones finish within
 `SHUTDOWN_GRACE_SECONDS`, then exits; jobs it had to cancel are retried elsewhere. Every
 worker also reconciles the database with the queue periodically, so executions that Redis
-lost (a restart without persistence) are queued again.
+lost (a restart without persistence) are queued again, and runs nobody is doing any more
+(their job ended without storing a result) are found within heartbeat + sweep.
+
+While the database is unreachable, jobs back off and retry inside the runner rather than
+failing (which would burn SAQ's retries in a second), and the reconciler waits its turn.
 """
 
 from __future__ import annotations
@@ -18,15 +22,13 @@ import structlog
 from saq import Worker
 from saq.types import Context, PartialTimersDict
 
+from coderoom import bootstrap
 from coderoom.config import Settings
 from coderoom.executions import tasks
-from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
-from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
-from coderoom.infra.keys import RedisNames
+from coderoom.infra.db import DatabaseUnavailable
 from coderoom.infra.metrics_server import MetricsServer
-from coderoom.infra.queue import make_queue
-from coderoom.sandbox import Engine, LanguageRegistry
+from coderoom.infra.queue import QueueError
 
 log = structlog.get_logger(__name__)
 
@@ -38,27 +40,20 @@ async def run_worker(
     if settings.redis_url is None:
         raise RuntimeError("REDIS_URL is not set: a worker needs the Redis queue")
     stop = stop or asyncio.Event()
-    database = create_engine(settings)
-    await wait_for_database(
-        database,
-        attempts=settings.database_connect_attempts,
-        interval=settings.database_connect_interval_seconds,
-    )
-    metrics.instrument_pool(
-        database, capacity=settings.database_pool_size + settings.database_max_overflow
-    )
-    sessionmaker = create_sessionmaker(database)
-    languages = await asyncio.to_thread(
-        LanguageRegistry.default, settings.languages, settings.language_files
-    )
-    sandbox = Engine(
-        registry=languages,
-        concurrency=settings.worker_concurrency,
-        uid_base=settings.sandbox_uid_base,
-        uid_count=settings.sandbox_uid_count,
-    )
-    await asyncio.to_thread(sandbox.check)  # a worker that cannot sandbox takes no job
-    queue = make_queue(settings.redis_url, RedisNames.of(settings))
+    async with bootstrap.worker_services(settings) as services:
+        await _work(settings, services, stop, handle_signals=handle_signals)
+
+
+async def _work(
+    settings: Settings,
+    services: bootstrap.WorkerServices,
+    stop: asyncio.Event,
+    *,
+    handle_signals: bool,
+) -> None:
+    queue = services.queue.queue
+    sandbox = services.sandbox
+    sessionmaker = services.database.sessionmaker
     await queue.connect()
 
     async def startup(ctx: Context) -> None:
@@ -85,8 +80,13 @@ async def run_worker(
         while True:
             try:
                 await tasks.reconcile(
-                    queue, sessionmaker, heartbeat=settings.worker_heartbeat_seconds
+                    queue,
+                    sessionmaker,
+                    heartbeat=settings.worker_heartbeat_seconds,
+                    stale_after=settings.worker_heartbeat_seconds + settings.worker_sweep_seconds,
                 )
+            except (DatabaseUnavailable, QueueError, OSError) as exc:
+                log.warning("worker.reconcile_postponed", error=type(exc).__name__)
             except Exception:
                 log.exception("worker.reconcile_failed")
             await asyncio.sleep(settings.worker_reconcile_seconds)
@@ -116,9 +116,9 @@ async def run_worker(
         working.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await working
-        await sandbox.close()
-        await queue.disconnect()
-        await database.dispose()
+        await sandbox.drain()  # bootstrap closes it (and its cgroups) on the way out
+        with contextlib.suppress(QueueError, OSError):
+            await queue.disconnect()
         if listener is not None:
             await asyncio.to_thread(listener.stop)
         log.info("worker.stopped")
