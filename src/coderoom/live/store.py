@@ -1,0 +1,138 @@
+"""The update log in the database: append, load, compact. Flushes, never commits, except
+`UpdateWriter`, which is the unit-of-work boundary of the live path (like a job wrapper).
+
+Compaction reads a session's rows up to some id, merges them into one snapshot row and
+deletes what it merged, in one transaction. Because Yjs updates commute and are idempotent,
+rows appended meanwhile (by any instance) are simply left for next time, and two instances
+compacting at once at worst leave two overlapping snapshots: no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from coderoom.infra.db import session_scope
+from coderoom.live import document
+from coderoom.live.models import LiveUpdate
+
+log = structlog.get_logger(__name__)
+
+#: At most this many updates go to the database in one INSERT (group commit).
+MAX_BATCH = 256
+
+
+async def load(db: AsyncSession, session_id: uuid.UUID) -> list[bytes]:
+    result = await db.execute(
+        select(LiveUpdate.data).where(LiveUpdate.session_id == session_id).order_by(LiveUpdate.id)
+    )
+    return [bytes(data) for data in result.scalars()]
+
+
+async def count(db: AsyncSession, session_id: uuid.UUID) -> int:
+    result = await db.execute(
+        select(func.count()).select_from(LiveUpdate).where(LiveUpdate.session_id == session_id)
+    )
+    return int(result.scalar_one())
+
+
+async def append(db: AsyncSession, session_id: uuid.UUID, updates: list[bytes]) -> None:
+    if updates:
+        await db.execute(
+            insert(LiveUpdate),
+            [{"session_id": session_id, "data": u, "snapshot": False} for u in updates],
+        )
+
+
+async def compact(db: AsyncSession, session_id: uuid.UUID) -> document.Contents | None:
+    """Replace the session's rows by one snapshot; the merged contents, or None if there was
+    nothing to merge."""
+    result = await db.execute(
+        select(LiveUpdate.id, LiveUpdate.data)
+        .where(LiveUpdate.session_id == session_id)
+        .order_by(LiveUpdate.id)
+    )
+    rows = list(result.tuples())
+    if len(rows) < 2:
+        return None
+    doc = document.load([bytes(data) for _, data in rows])
+    await db.execute(
+        insert(LiveUpdate).values(session_id=session_id, data=doc.get_update(), snapshot=True)
+    )
+    await db.execute(
+        delete(LiveUpdate)
+        .where(LiveUpdate.session_id == session_id, LiveUpdate.id <= rows[-1][0])
+        .execution_options(synchronize_session=False)
+    )
+    return document.contents(doc)
+
+
+@dataclass
+class _Pending:
+    session_id: uuid.UUID
+    data: bytes
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class UpdateWriter:
+    """Appends updates from every room of the process, many per transaction.
+
+    `write` returns once the update is committed: the caller broadcasts only then, so no
+    peer ever sees an update a crash could lose. Batching what arrives while a commit is in
+    flight keeps the database at one round trip per batch, not per keystroke."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="live.update_writer")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        while not self.queue.empty():
+            self.queue.get_nowait().done.cancel()
+
+    async def write(self, session_id: uuid.UUID, data: bytes) -> None:
+        pending = _Pending(session_id, data)
+        self.queue.put_nowait(pending)
+        await pending.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._insert(batch)
+            except Exception:  # noqa: BLE001 - each update gets its own verdict below
+                # One row may be what failed (its session deleted a moment ago): retry one
+                # by one so the others' updates still go through.
+                for pending in batch:
+                    try:
+                        await self._insert([pending])
+                    except Exception as exc:  # noqa: BLE001 - reported to its writer
+                        log.warning("live.persist_failed", error=str(exc))
+                        if not pending.done.done():
+                            pending.done.set_exception(exc)
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_result(None)
+
+    async def _insert(self, batch: list[_Pending]) -> None:
+        async with session_scope(self.sessionmaker) as db:
+            await db.execute(
+                insert(LiveUpdate),
+                [{"session_id": p.session_id, "data": p.data, "snapshot": False} for p in batch],
+            )
