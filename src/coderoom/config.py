@@ -211,6 +211,7 @@ class Settings(BaseSettings):
     live_max_connections_per_user: int = Field(default=16, ge=1)
     live_max_connections_per_session: int = Field(default=64, ge=1)
     live_idle_seconds: float = Field(default=30.0, gt=0)
+    live_compact_every: int = Field(default=500, ge=2)
 
     # When the service runs as root, each run slot of each process executes as its own
     # unprivileged host uid from [SANDBOX_UID_BASE, +SANDBOX_UID_COUNT), claimed host-wide

@@ -21,6 +21,17 @@ from websockets.asyncio.client import ClientConnection
 from coderoom.live import protocol
 
 WAIT_SECONDS = 20.0
+_changes: dict[asyncio.AbstractEventLoop, asyncio.Condition] = {}
+
+
+def changes() -> asyncio.Condition:
+    """One condition for every client on this loop, notified whenever any of them receives
+    something: a wait may depend on several clients at once."""
+    loop = asyncio.get_running_loop()
+    if loop not in _changes:
+        _changes.clear()  # conditions of finished loops
+        _changes[loop] = asyncio.Condition()
+    return _changes[loop]
 
 
 class YClient:
@@ -33,19 +44,20 @@ class YClient:
         self.ws: ClientConnection | None = None
         self.synced = asyncio.Event()
         self.awareness: dict[int, dict[str, Any] | None] = {}
-        self.changed = asyncio.Condition()
         self.reader: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.closed = asyncio.Event()
         self.received_updates = 0
+        self.denials: list[str] = []
 
     async def connect(self, *, wait_synced: bool = True) -> YClient:
         self.ws = await websockets.connect(
             self.url, additional_headers=self.headers, max_size=16 * 1024 * 1024
         )
         self.reader = asyncio.create_task(self._read())
-        await self.ws.send(create_sync_message(self.doc))
+        with contextlib.suppress(websockets.ConnectionClosed):  # refused at once (a cap)
+            await self.ws.send(create_sync_message(self.doc))
         if wait_synced:
             await asyncio.wait_for(self.synced.wait(), WAIT_SECONDS)
         return self
@@ -63,12 +75,12 @@ class YClient:
                 self.close_code = self.ws.close_code
                 self.close_reason = self.ws.close_reason or ""
             self.closed.set()
-            async with self.changed:
-                self.changed.notify_all()
+            async with changes():
+                changes().notify_all()
 
     async def _handle(self, frame: bytes) -> None:
         assert self.ws is not None
-        message = protocol.parse(frame)
+        message = protocol.parse(frame, from_client=False)
         if isinstance(message, protocol.SyncStep1):
             update = self.doc.get_update(message.state_vector)
             await self.ws.send(
@@ -84,8 +96,10 @@ class YClient:
         elif isinstance(message, protocol.AwarenessUpdate):
             for entry in message.entries:
                 self.awareness[entry.client_id] = entry.state
-        async with self.changed:
-            self.changed.notify_all()
+        elif isinstance(message, protocol.PermissionDenied):
+            self.denials.append(message.reason)
+        async with changes():
+            changes().notify_all()
 
     # --- reading the document ----------------------------------------------------------
 
@@ -103,8 +117,8 @@ class YClient:
 
     async def wait_for(self, predicate: Callable[[], bool], within: float = WAIT_SECONDS) -> None:
         async def until() -> None:
-            async with self.changed:
-                await self.changed.wait_for(lambda: predicate() or self.closed.is_set())
+            async with changes():
+                await changes().wait_for(lambda: predicate() or self.closed.is_set())
 
         await asyncio.wait_for(until(), within)
         if not predicate():
@@ -124,6 +138,15 @@ class YClient:
         update = self.doc.get_update(before)
         await self.send(create_update_message(update))
         return update
+
+    async def send_since(self, state: bytes) -> bytes:
+        """Send what changed locally since `state` (edits made on `doc` directly)."""
+        update = self.doc.get_update(state)
+        await self.send(create_update_message(update))
+        return update
+
+    async def set_file(self, name: str, text: str) -> bytes:
+        return await self.edit(lambda doc: doc.get("files", type=Map).__setitem__(name, Text(text)))
 
     async def insert(self, name: str, index: int, text: str) -> bytes:
         return await self.edit(lambda _: self.text_obj(name).insert(index, text))

@@ -181,6 +181,7 @@ def _live_hub(
             max_connections_per_user=settings.live_max_connections_per_user,
             max_connections_per_session=settings.live_max_connections_per_session,
             idle_seconds=settings.live_idle_seconds,
+            compact_every=settings.live_compact_every,
         ),
         entry_name=entry_name,
     )

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 SYNC = 0
 AWARENESS = 1
+AUTH = 2  # server to client only: "permission denied" and its reason
 QUERY_AWARENESS = 3
+PERMISSION_DENIED = 0
 STEP1 = 0
 STEP2 = 1
 UPDATE = 2
@@ -94,7 +96,12 @@ class QueryAwareness:
     pass
 
 
-Message = SyncStep1 | SyncUpdate | AwarenessUpdate | QueryAwareness
+@dataclass(frozen=True)
+class PermissionDenied:
+    reason: str
+
+
+Message = SyncStep1 | SyncUpdate | AwarenessUpdate | QueryAwareness | PermissionDenied
 
 
 def parse_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
@@ -118,7 +125,9 @@ def parse_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
     return tuple(entries)
 
 
-def parse(frame: bytes) -> Message:
+def parse(frame: bytes, *, from_client: bool = True) -> Message:
+    """One message. Servers parse what clients send (`from_client`): an auth message from
+    a client is malformed; clients (tests, bench) pass False."""
     reader = _Reader(frame)
     kind = reader.varuint()
     message: Message
@@ -136,6 +145,10 @@ def parse(frame: bytes) -> Message:
         message = AwarenessUpdate(payload, parse_awareness(payload))
     elif kind == QUERY_AWARENESS:
         message = QueryAwareness()
+    elif kind == AUTH and not from_client:
+        if reader.varuint() != PERMISSION_DENIED:
+            raise MalformedMessage("unknown auth message")
+        message = PermissionDenied(reader.varbytes().decode(errors="replace"))
     else:
         raise MalformedMessage(f"unknown message type {kind}")
     reader.done()
@@ -162,3 +175,8 @@ def encode_awareness(entries: Sequence[tuple[int, int, dict[str, object] | None]
         text = b"null" if state is None else json.dumps(state, separators=(",", ":")).encode()
         out += write_varuint(client_id) + write_varuint(clock) + write_varuint(len(text)) + text
     return bytes(out)
+
+
+def permission_denied(reason: str) -> bytes:
+    text = reason.encode()
+    return bytes([AUTH, PERMISSION_DENIED]) + write_varuint(len(text)) + text

@@ -185,9 +185,11 @@ class Room:
             await self._update(connection, message.update)
         elif isinstance(message, protocol.AwarenessUpdate):
             await self._awareness(connection, message)
-        else:
+        elif isinstance(message, protocol.QueryAwareness):
             states = [(cid, clock, state) for cid, (clock, state, _) in self.awareness.items()]
             connection.send(protocol.awareness_message(protocol.encode_awareness(states)))
+        else:
+            raise CloseConnection(closecodes.POLICY_VIOLATION, "unexpected message")
 
     def _answer_step1(self, connection: Connection, state_vector: bytes) -> None:
         try:
@@ -200,13 +202,15 @@ class Room:
     async def _update(self, connection: Connection, update: bytes) -> None:
         if update == document.EMPTY_UPDATE:
             return
-        if not connection.may_edit:
-            # Refused: never applied, never broadcast. The connection stays (a viewer's
-            # client may hold local edits its editor failed to block); it is counted.
-            connection.refused_updates += 1
-            return
         if not connection.updates.take():
             raise CloseConnection(closecodes.TOO_MANY, "too many updates per second")
+        if not connection.may_edit:
+            # Refused: never applied, never broadcast. The connection stays (a viewer's
+            # client may hold local edits its editor failed to block) and is told with the
+            # y-protocols "permission denied" message, which y-websocket reports.
+            connection.refused_updates += 1
+            connection.send(protocol.permission_denied(f"a {connection.role} may not edit"))
+            return
         try:
             document.new_doc().apply_update(update)  # decodes it, touching nothing shared
         except ValueError as exc:
