@@ -16,7 +16,7 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.infra.db import after_commit
-from coderoom.live import document, store
+from coderoom.live import document, merge, store
 from coderoom.live.hub import EntryName, Hub, initial_log
 from coderoom.sessions.documents import DocumentState
 from coderoom.sessions.models import CodingSession
@@ -43,12 +43,19 @@ class LiveDocuments:
         session: CodingSession,
         *,
         files: dict[str, str | None],
+        bases: dict[str, str],
         entry_file: str | None,
         language: str | None,
     ) -> DocumentState:
         updates, seeded = await initial_log(db, session, self.entry_name)
         doc = document.load(updates)
         before = document.contents(doc)
+        files = {
+            name: merge.rebase(bases[name], text, before.files.get(name, ""))
+            if text is not None and name in bases
+            else text
+            for name, text in files.items()
+        }
         change = document.edit(doc, files=files, entry=entry_file, language=language)
         after = document.contents(doc)
         total, largest = document.measure(doc)

@@ -43,11 +43,13 @@ class SessionDocuments(Protocol):
         session: CodingSession,
         *,
         files: dict[str, str | None],
+        bases: dict[str, str],
         entry_file: str | None,
         language: str | None,
     ) -> DocumentState:
         """Apply a plain-text change as a CRDT change (flushed; delivered to live clients
-        once the transaction commits). A file set to None is deleted."""
+        once the transaction commits). A file set to None is deleted. A file with a base
+        (the text the writer read) gets only the writer's changes since that base."""
         ...
 
     async def present(self, session_id: uuid.UUID) -> list[uuid.UUID]:

@@ -48,6 +48,17 @@ class SessionUpdate(BaseModel):
         "edits elsewhere in the file survive.",
     )
     entry_file: Identifier | None = Field(default=None, max_length=255)
+    base_source: RawCode | None = Field(
+        default=None,
+        max_length=MAX_SOURCE_CHARS,
+        description="The entry file's text as you read it: only your change (base_source → "
+        "source) is applied, so live edits made since your read are kept.",
+    )
+    base_files: dict[Identifier, RawCode] | None = Field(
+        default=None,
+        max_length=MAX_FILES,
+        description="The same as base_source, for files in `files`.",
+    )
     base_version: int | None = Field(
         default=None,
         ge=1,

@@ -180,7 +180,8 @@ async def update(
     `version`. With `base_version`, refuse unless it is still current (409)."""
     session, _ = await access(db, session_id=session_id, user=user, need="edit")
     values = data.model_dump(
-        exclude_unset=True, exclude={"base_version", "files", "source", "entry_file"}
+        exclude_unset=True,
+        exclude={"base_version", "files", "source", "entry_file", "base_source", "base_files"},
     )
     values = {k: v for k, v in values.items() if v is not None}
     if "language" in values:
@@ -189,10 +190,14 @@ async def update(
     if data.source is not None or data.files or data.entry_file or "language" in values:
         before = await documents.read(db, session)
         changes: dict[str, str | None] = dict(data.files or {})
+        bases: dict[str, str] = dict(data.base_files or {})
         if data.source is not None:
-            changes[data.entry_file or before.entry_file] = data.source
+            entry = data.entry_file or before.entry_file
+            changes[entry] = data.source
+            if data.base_source is not None:
+                bases[entry] = data.base_source
         after = await _write_document(
-            db, documents, session, before, changes=changes, data=data, values=values
+            db, documents, session, before, changes=changes, bases=bases, data=data, values=values
         )
         text_changed = after.files != before.files
         values["source"] = after.entry_text  # the column caches the entry file's text
@@ -221,6 +226,7 @@ async def _write_document(
     before: DocumentState,
     *,
     changes: dict[str, str | None],
+    bases: dict[str, str],
     data: SessionUpdate,
     values: dict[str, object],
 ) -> DocumentState:
@@ -240,6 +246,7 @@ async def _write_document(
             db,
             session,
             files=changes,
+            bases=bases,
             entry_file=entry,
             language=str(values["language"]) if "language" in values else None,
         )
