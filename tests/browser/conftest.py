@@ -28,12 +28,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CODEROOM = str(Path(sys.executable).with_name("coderoom"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
-
-
 class LiveServer:
     """`coderoom serve` in its own process group, stopped with everything it started."""
 

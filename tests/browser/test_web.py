@@ -13,6 +13,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.conftest import DIST, LiveServer, has_route
 
+pytestmark = pytest.mark.browser
+
 PASSWORD = "a long enough passphrase 42"
 LIVE = "/api/v1/sessions/{session_id}/live"
 SESSION_EVENTS = "/api/v1/sessions/{session_id}/events"
