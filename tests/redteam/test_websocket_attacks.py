@@ -25,6 +25,7 @@ from tests.redteam.conftest import (
     Account,
     Instance,
     StartInstance,
+    StartProcess,
     make_admin,
     require_redis,
     sign_up,
@@ -279,3 +280,18 @@ async def test_an_invalid_authorization_header_does_not_fall_back_to_a_ticket(
     bad = {"Authorization": "Bearer not-a-token"}
     assert await refused_status(url, additional_headers=bad) == 401
     assert (await opens(url))["user_id"] == account.user_id
+
+
+async def test_a_forged_forwarded_for_does_not_buy_more_upgrades(
+    process_server: StartProcess, sqlite_file_url: str
+) -> None:
+    """With no TRUSTED_PROXIES, X-Forwarded-For is the client's word: each upgrade still
+    counts against the peer's own API budget, whatever address it claims. (A real
+    `coderoom serve`: uvicorn's own proxy-header handling, on by default and trusting
+    127.0.0.1, must stay off, as it does in run_server.)"""
+    server = process_server(sqlite_file_url, RATE_LIMIT_API="3/minute")
+    statuses = []
+    for i in range(4):
+        forged = {"X-Forwarded-For": f"203.0.113.{i}"}
+        statuses.append(await refused_status(f"{server.ws}/probe", additional_headers=forged))
+    assert statuses == [403, 403, 403, 429]
