@@ -104,12 +104,6 @@ async def test_no_credential_or_program_reaches_the_log_at_info(
     assert leaked(server, secrets) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RT2-1: LOG_LEVEL=DEBUG logs the upgrade's raw request line and headers "
-    "(ticket in the query and subprotocol, API key in Authorization) and aiosqlite's "
-    "statement parameters (program source, stdin)",
-)
 async def test_no_credential_reaches_the_log_at_debug(
     process_server: StartProcess, sqlite_file_url: str
 ) -> None:

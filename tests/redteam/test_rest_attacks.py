@@ -58,7 +58,6 @@ def pg_server(process_server: StartProcess, pg_url: str) -> ProcessServer:
 # --- honesty: bad input is a 4xx, never a 500 ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="RT2-2: NUL in the login email reaches PostgreSQL: 500")
 async def test_a_nul_in_the_login_email_is_refused_not_a_500(pg_server: ProcessServer) -> None:
     async with httpx.AsyncClient(base_url=pg_server.api) as http:
         for email in ("a\u0000@example.com", "\u0000"):
@@ -72,7 +71,6 @@ def any_server(request: pytest.FixtureRequest, process_server: StartProcess) -> 
     return process_server(url)
 
 
-@pytest.mark.xfail(strict=True, reason="RT2-3: a naive or out-of-range cursor time is a 500")
 async def test_a_forged_cursor_is_a_422_on_every_listing(any_server: ProcessServer) -> None:
     account = await sign_up(any_server.api)
     async with httpx.AsyncClient(base_url=any_server.api, headers=account.auth) as http:
@@ -84,9 +82,6 @@ async def test_a_forged_cursor_is_a_422_on_every_listing(any_server: ProcessServ
     assert all(status == 422 for *_, status in statuses), statuses
 
 
-@pytest.mark.xfail(
-    strict=True, reason="RT2-4: base_version past int32 is a 500 whose log line holds the source"
-)
 async def test_an_oversized_base_version_is_refused_and_the_source_stays_out_of_the_log(
     pg_server: ProcessServer,
 ) -> None:
@@ -102,7 +97,6 @@ async def test_an_oversized_base_version_is_refused_and_the_source_stays_out_of_
     assert response.status_code in (409, 422), response.text
 
 
-@pytest.mark.xfail(strict=True, reason="RT2-5: one user joining twice at once gets 500s")
 async def test_joining_twice_at_once_is_idempotent(pg_server: ProcessServer) -> None:
     owner = await sign_up(pg_server.api)
     async with httpx.AsyncClient(base_url=pg_server.api, timeout=30) as http:
@@ -121,9 +115,6 @@ async def test_joining_twice_at_once_is_idempotent(pg_server: ProcessServer) -> 
     assert set(statuses) == {200}, sorted(statuses)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="RT2-6: concurrent requests overrun EXECUTION_MAX_ACTIVE_PER_USER"
-)
 async def test_concurrent_runs_cannot_overrun_the_active_execution_cap(
     process_server: StartProcess, pg_url: str
 ) -> None:
