@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
 from tests.live.conftest import Deployment
 from tests.support.live import add_member, call, connect, live_url, new_session, person
 from tests.support.yclient import YClient
@@ -31,7 +31,7 @@ async def test_clients_on_two_instances_converge(cluster: Deployment) -> None:
     await on_b.wait_for(lambda: on_b.awareness.get(31337) == {"user": {"name": "ada"}})
     body = await call(b, "GET", f"/sessions/{sid}", ada)
     assert body["files"]["main.py"] == on_a.text("main.py")
-    assert body["present"] == [ada.id]
+    assert [p["user_id"] for p in body["present"]] == [ada.id]
     await on_a.close()
     await on_b.close()
 
@@ -57,7 +57,7 @@ async def test_removal_through_one_instance_closes_a_connection_on_the_other(
     editor = await add_member(a, owner, sid, "editor")
     on_b = await connect(b, editor, sid)
     await call(a, "DELETE", f"/sessions/{sid}/participants/{editor.id}", owner, expect=204)
-    assert await on_b.wait_closed() == closecodes.FORBIDDEN
+    assert await on_b.wait_closed() == CloseCode.FORBIDDEN
 
 
 async def test_kill_9_of_an_instance_loses_nothing_a_client_elsewhere_saw(

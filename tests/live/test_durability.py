@@ -118,7 +118,7 @@ async def test_get_lists_who_is_connected(embedded_api: Api) -> None:
     assert before["present"] == []
     client = await connect(embedded_api, bob, sid)
     during = await call(embedded_api, "GET", f"/sessions/{sid}", ada)
-    assert during["present"] == [bob.id]
+    assert during["present"] == [{"user_id": bob.id, "display_name": "viewer"}]
     await client.close()
     await client.wait_closed()
     while (await call(embedded_api, "GET", f"/sessions/{sid}", ada))["present"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pycrdt import create_update_message
 
-from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
 from coderoom.live import protocol
 from tests.live.conftest import Deployment
 from tests.support.cluster import Api
@@ -15,24 +15,24 @@ from tests.support.live import call, connect, new_session, person
 pytestmark = pytest.mark.server
 
 HOSTILE = {
-    "garbage": (b"\xff\xff\xff\xff", closecodes.POLICY_VIOLATION),
-    "truncated sync": (b"\x00\x02\x50abc", closecodes.POLICY_VIOLATION),
+    "garbage": (b"\xff\xff\xff\xff", CloseCode.POLICY_VIOLATION),
+    "truncated sync": (b"\x00\x02\x50abc", CloseCode.POLICY_VIOLATION),
     "undecodable update": (
         create_update_message(b"\x01\x05\x00\x00\x00"),
-        closecodes.POLICY_VIOLATION,
+        CloseCode.POLICY_VIOLATION,
     ),
-    "endless number": (b"\x00" + b"\xff" * 20, closecodes.POLICY_VIOLATION),
-    "unknown type": (b"\x07", closecodes.POLICY_VIOLATION),
-    "auth from a client": (protocol.permission_denied("x"), closecodes.POLICY_VIOLATION),
+    "endless number": (b"\x00" + b"\xff" * 20, CloseCode.POLICY_VIOLATION),
+    "unknown type": (b"\x07", CloseCode.POLICY_VIOLATION),
+    "auth from a client": (protocol.permission_denied("x"), CloseCode.POLICY_VIOLATION),
     "awareness not json": (
         protocol.awareness_message(b"\x01\x01\x01\x03{{{"),
-        closecodes.POLICY_VIOLATION,
+        CloseCode.POLICY_VIOLATION,
     ),
     "awareness not an object": (
         protocol.awareness_message(b"\x01\x01\x01\x02[]"),
-        closecodes.POLICY_VIOLATION,
+        CloseCode.POLICY_VIOLATION,
     ),
-    "trailing bytes": (bytes([0, 0, 0]) + b"\x00", closecodes.POLICY_VIOLATION),
+    "trailing bytes": (bytes([0, 0, 0]) + b"\x00", CloseCode.POLICY_VIOLATION),
 }
 
 
@@ -59,7 +59,7 @@ async def test_a_text_frame_is_refused_as_unsupported(embedded_api: Api) -> None
     sid = await new_session(embedded_api, ada)
     client = await connect(embedded_api, ada, sid)
     await client.send("hello")
-    assert await client.wait_closed() == closecodes.UNSUPPORTED_DATA
+    assert await client.wait_closed() == CloseCode.UNSUPPORTED_DATA
 
 
 async def test_moving_someone_elses_cursor_is_refused(embedded_api: Api) -> None:
@@ -70,7 +70,7 @@ async def test_moving_someone_elses_cursor_is_refused(embedded_api: Api) -> None
     await owner_of_7.set_awareness(7, 1, {"cursor": 1})
     await spoofer.wait_for(lambda: spoofer.awareness.get(7) == {"cursor": 1})
     await spoofer.set_awareness(7, 2, {"cursor": 99})
-    assert await spoofer.wait_closed() == closecodes.POLICY_VIOLATION
+    assert await spoofer.wait_closed() == CloseCode.POLICY_VIOLATION
     await owner_of_7.close()
 
 
@@ -97,7 +97,7 @@ async def test_a_message_over_the_cap_is_refused(capped: Api) -> None:
     sid = await new_session(capped, ada)
     client = await connect(capped, ada, sid)
     await client.send(protocol.awareness_message(b"\x00" * 9000))
-    assert await client.wait_closed() == closecodes.TOO_BIG
+    assert await client.wait_closed() == CloseCode.TOO_LARGE
 
 
 async def test_a_file_over_the_cap_is_refused_and_not_stored(capped: Api) -> None:
@@ -105,7 +105,7 @@ async def test_a_file_over_the_cap_is_refused_and_not_stored(capped: Api) -> Non
     sid = await new_session(capped, ada, source="small\n")
     client = await connect(capped, ada, sid)
     await client.insert("main.py", 0, "x" * 2100)
-    assert await client.wait_closed() == closecodes.TOO_BIG
+    assert await client.wait_closed() == CloseCode.TOO_LARGE
     assert "file too large" in client.close_reason
     body = await call(capped, "GET", f"/sessions/{sid}", ada)
     assert body["files"] == {"main.py": "small\n"}
@@ -117,7 +117,7 @@ async def test_a_document_over_the_cap_is_refused(capped: Api) -> None:
     client = await connect(capped, ada, sid)
     for name in ("a.py", "b.py"):
         await client.set_file(name, "y" * 1600)
-    assert await client.wait_closed() == closecodes.TOO_BIG
+    assert await client.wait_closed() == CloseCode.TOO_LARGE
     assert "document too large" in client.close_reason
     body = await call(capped, "GET", f"/sessions/{sid}", ada)
     assert set(body["files"]) == {"main.py", "a.py"}
@@ -131,7 +131,7 @@ async def test_a_flood_of_updates_is_cut_off(capped: Api) -> None:
         if client.closed.is_set():
             break
         await client.insert("main.py", 0, "z")
-    assert await client.wait_closed() == closecodes.TOO_MANY
+    assert await client.wait_closed() == CloseCode.TOO_MANY
 
 
 async def test_connections_per_user_and_per_session_are_capped(capped: Api) -> None:
@@ -144,11 +144,11 @@ async def test_connections_per_user_and_per_session_are_capped(capped: Api) -> N
     await call(capped, "POST", "/sessions/join", bob, {"token": invite["token"]})
     adas = [await connect(capped, ada, sid) for _ in range(3)]
     fourth = await connect(capped, ada, sid, wait_synced=False)
-    assert await fourth.wait_closed() == closecodes.TOO_MANY
+    assert await fourth.wait_closed() == CloseCode.TOO_MANY
     assert "user" in fourth.close_reason
     bobs = await connect(capped, bob, sid)
     fifth = await connect(capped, bob, sid, wait_synced=False)
-    assert await fifth.wait_closed() == closecodes.TOO_MANY
+    assert await fifth.wait_closed() == CloseCode.TOO_MANY
     assert "session" in fifth.close_reason
     for client in [*adas, bobs]:
         await client.close()

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
 from tests.support.cluster import Api
 from tests.support.live import add_member, call, connect, new_session, person
 from tests.support.yclient import YClient
@@ -93,7 +93,7 @@ async def test_a_removed_participant_is_disconnected(embedded_api: Api) -> None:
     await call(
         embedded_api, "DELETE", f"/sessions/{sid}/participants/{editor.id}", owner, expect=204
     )
-    assert await connection.wait_closed() == closecodes.FORBIDDEN
+    assert await connection.wait_closed() == CloseCode.FORBIDDEN
 
 
 async def test_deleting_the_session_disconnects_everyone(embedded_api: Api) -> None:
@@ -103,7 +103,7 @@ async def test_deleting_the_session_disconnects_everyone(embedded_api: Api) -> N
     clients = [await connect(embedded_api, owner, sid), await connect(embedded_api, editor, sid)]
     await call(embedded_api, "DELETE", f"/sessions/{sid}", owner, expect=204)
     for client in clients:
-        assert await client.wait_closed() == closecodes.GONE
+        assert await client.wait_closed() == CloseCode.GONE
 
 
 async def test_a_stranger_is_refused_before_the_upgrade(embedded_api: Api) -> None:

@@ -15,9 +15,9 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from coderoom.auth.websocket import WebSocketRejected, authenticate_websocket, reject
+from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core import closecodes
-from coderoom.core.errors import CoderoomError
+from coderoom.core.closecodes import CloseCode
 from coderoom.infra.db import session_scope
 from coderoom.live.hub import Hub
 from coderoom.live.room import CloseConnection, Connection, Room
@@ -42,22 +42,17 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
     """Edit the session's files together (participants; viewers read-only)."""
     state = websocket.app.state.coderoom
     hub = _hub(websocket)
-    try:
-        async with session_scope(state.sessionmaker) as db:
-            caller = await authenticate_websocket(websocket, db, state.auth)
-            session, member = await sessions_service.access(
-                db, session_id=session_id, user=caller.user, need="read"
-            )
-    except WebSocketRejected as exc:
-        await reject(websocket, exc)
-        return
-    except CoderoomError as exc:
-        await reject(websocket, WebSocketRejected(exc.status_code, exc.code, exc.detail))
-        return
+    # Refusals here (401, 404 for strangers and missing sessions) are raised before the
+    # accept: the app answers the upgrade with the same problem+json as the REST route.
+    caller = await authenticate_websocket(websocket, state.sessionmaker, state.auth)
+    async with session_scope(state.sessionmaker) as db:
+        session, member = await sessions_service.access(
+            db, session_id=session_id, user=caller.user, need="read"
+        )
     await websocket.accept(subprotocol=caller.subprotocol)
     refusal = hub.refusal(session_id, caller.user.id)
     if refusal is not None:
-        await websocket.close(closecodes.TOO_MANY, refusal)
+        await websocket.close(CloseCode.TOO_MANY, closecodes.close_reason(refusal))
         return
 
     async def close(code: int, reason: str) -> None:
@@ -103,7 +98,7 @@ async def _read(websocket: WebSocket, room: Room, connection: Connection) -> Non
                 break
             frame = message.get("bytes")
             if frame is None:
-                connection.close(closecodes.UNSUPPORTED_DATA, "binary messages only")
+                connection.close(CloseCode.UNSUPPORTED_DATA, "binary messages only")
                 return
             await room.receive(connection, frame)
     except CloseConnection as exc:
@@ -113,6 +108,6 @@ async def _read(websocket: WebSocket, room: Room, connection: Connection) -> Non
         pass
     except Exception:
         log.exception("live.failed")
-        connection.close(closecodes.INTERNAL_ERROR, "internal error")
+        connection.close(CloseCode.INTERNAL_ERROR, "internal error")
         return
     connection.gone()

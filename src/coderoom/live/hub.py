@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
 from coderoom.infra.db import session_scope
 from coderoom.live import bus as bus_kinds
 from coderoom.live import document, store
@@ -89,7 +89,7 @@ class Hub:
         accepted update is in the database already."""
         for room in self.rooms.values():
             for connection in list(room.connections.values()):
-                connection.close(closecodes.SERVICE_RESTART, "server restarting")
+                connection.close(CloseCode.SERVICE_RESTART, "server restarting")
         if self.tick_task is not None:
             self.tick_task.cancel()
             await asyncio.gather(self.tick_task, return_exceptions=True)
@@ -229,11 +229,11 @@ class Hub:
     def _enforce(self, room: Room, roles: dict[uuid.UUID, str] | None) -> None:
         for connection in list(room.connections.values()):
             if roles is None:
-                connection.close(closecodes.GONE, "the session was deleted")
+                connection.close(CloseCode.GONE, "the session was deleted")
                 continue
             role = roles.get(connection.user_id)
             if role is None:
-                connection.close(closecodes.FORBIDDEN, "no longer a participant")
+                connection.close(CloseCode.FORBIDDEN, "no longer a participant")
             elif role != connection.role:
                 connection.role = role  # a viewer's next update is refused
 

@@ -21,6 +21,7 @@ import structlog
 from pycrdt import create_sync_message, create_update_message
 
 from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
 from coderoom.live import document, protocol
 from coderoom.live.document import Doc
 from coderoom.live.limits import LiveLimits
@@ -86,7 +87,7 @@ class Connection:
         if self.closed.is_set():
             return
         if self.outbox.qsize() >= self.limits.max_send_queue:
-            self.close(closecodes.TOO_MANY, "too far behind: not reading fast enough")
+            self.close(CloseCode.TOO_MANY, "too far behind: not reading fast enough")
             return
         self.outbox.put_nowait(frame)
 
@@ -94,7 +95,7 @@ class Connection:
         if self.closed.is_set():
             return
         self.close_code = code
-        self.close_reason = reason[:120]  # a close frame's reason is at most 123 bytes
+        self.close_reason = closecodes.close_reason(reason)
         self.closed.set()
         self.outbox.put_nowait(None)
 
@@ -174,11 +175,11 @@ class Room:
 
     async def receive(self, connection: Connection, frame: bytes) -> None:
         if len(frame) > self.limits.max_message_bytes:
-            raise CloseConnection(closecodes.TOO_BIG, "message too large")
+            raise CloseConnection(CloseCode.TOO_LARGE, "message too large")
         try:
             message = protocol.parse(frame)
         except protocol.MalformedMessage as exc:
-            raise CloseConnection(closecodes.POLICY_VIOLATION, f"malformed message: {exc}") from exc
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, f"malformed message: {exc}") from exc
         if isinstance(message, protocol.SyncStep1):
             self._answer_step1(connection, message.state_vector)
         elif isinstance(message, protocol.SyncUpdate):
@@ -189,13 +190,13 @@ class Room:
             states = [(cid, clock, state) for cid, (clock, state, _) in self.awareness.items()]
             connection.send(protocol.awareness_message(protocol.encode_awareness(states)))
         else:
-            raise CloseConnection(closecodes.POLICY_VIOLATION, "unexpected message")
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, "unexpected message")
 
     def _answer_step1(self, connection: Connection, state_vector: bytes) -> None:
         try:
             update = self.doc.get_update(state_vector)
         except ValueError as exc:
-            raise CloseConnection(closecodes.POLICY_VIOLATION, "malformed state vector") from exc
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, "malformed state vector") from exc
         body = protocol.write_varuint(len(update)) + update
         connection.send(bytes([protocol.SYNC, protocol.STEP2]) + body)
 
@@ -203,7 +204,7 @@ class Room:
         if update == document.EMPTY_UPDATE:
             return
         if not connection.updates.take():
-            raise CloseConnection(closecodes.TOO_MANY, "too many updates per second")
+            raise CloseConnection(CloseCode.TOO_MANY, "too many updates per second")
         if not connection.may_edit:
             # Refused: never applied, never broadcast. The connection stays (a viewer's
             # client may hold local edits its editor failed to block) and is told with the
@@ -214,14 +215,14 @@ class Room:
         try:
             document.new_doc().apply_update(update)  # decodes it, touching nothing shared
         except ValueError as exc:
-            raise CloseConnection(closecodes.POLICY_VIOLATION, "malformed update") from exc
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, "malformed update") from exc
         self._check_size(update)
         try:
             await self.persist(self.session_id, update)
         except Exception as exc:
             log.warning("live.update_not_persisted", error=str(exc))
             raise CloseConnection(
-                closecodes.INTERNAL_ERROR, "could not store the update; reconnect"
+                CloseCode.INTERNAL_ERROR, "could not store the update; reconnect"
             ) from exc
         self.doc.apply_update(update)
         self._broadcast(create_update_message(update), exclude=connection)
@@ -241,20 +242,20 @@ class Room:
         trial.apply_update(update)
         total, largest = document.measure(trial)
         if largest > self.limits.max_file_bytes:
-            raise CloseConnection(closecodes.TOO_BIG, "file too large")
+            raise CloseConnection(CloseCode.TOO_LARGE, "file too large")
         if total > self.limits.max_document_bytes:
-            raise CloseConnection(closecodes.TOO_BIG, "document too large")
+            raise CloseConnection(CloseCode.TOO_LARGE, "document too large")
         self.size_bound = total
 
     async def _awareness(self, connection: Connection, message: protocol.AwarenessUpdate) -> None:
         if not connection.awareness.take():
-            raise CloseConnection(closecodes.TOO_MANY, "too many awareness messages per second")
+            raise CloseConnection(CloseCode.TOO_MANY, "too many awareness messages per second")
         for entry in message.entries:
             current = self.awareness.get(entry.client_id)
             if current is not None and current[2] not in (None, connection.id):
                 # Another connection's client id: relaying it would let one user move or
                 # remove someone else's cursor.
-                raise CloseConnection(closecodes.POLICY_VIOLATION, "awareness of another client")
+                raise CloseConnection(CloseCode.POLICY_VIOLATION, "awareness of another client")
         self._apply_awareness(message.entries, owner=connection.id)
         self._broadcast(protocol.awareness_message(message.payload), exclude=connection)
         await self.publish(self.session_id, b"a", message.payload)

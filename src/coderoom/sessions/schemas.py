@@ -62,6 +62,7 @@ class SessionUpdate(BaseModel):
     base_version: int | None = Field(
         default=None,
         ge=1,
+        le=2**31 - 1,  # the column is a 32-bit integer
         description="Reject the update (409) unless this is the current version.",
     )
 
@@ -78,6 +79,11 @@ class ParticipantRead(BaseModel):
     display_name: str
     role: Role
     joined_at: datetime
+
+
+class PresentUser(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
 
 
 class ParticipantRoleUpdate(BaseModel):
@@ -98,7 +104,7 @@ class SessionRead(BaseModel):
     version: int
     owner: Owner
     participants: list[ParticipantRead]
-    present: list[uuid.UUID] | None = Field(
+    present: list[PresentUser] | None = Field(
         default=None, description="Users connected to the live document now; null in lists."
     )
     last_activity_at: datetime

@@ -35,6 +35,7 @@ from coderoom.sessions.schemas import (
     Owner,
     ParticipantRead,
     ParticipantRoleUpdate,
+    PresentUser,
     SessionCreate,
     SessionPage,
     SessionRead,
@@ -117,13 +118,23 @@ async def render(
                 version=s.version,
                 owner=Owner(id=s.owner_id, display_name=people[s.owner_id].display_name),
                 participants=by_session.get(s.id, []),
-                present=await documents.present(s.id) if documents is not None else None,
+                present=await _present(db, documents, s.id) if documents is not None else None,
                 last_activity_at=s.last_activity_at,
                 created_at=s.created_at,
                 updated_at=s.updated_at,
             )
         )
     return rendered
+
+
+async def _present(
+    db: AsyncSession, documents: SessionDocuments, session_id: uuid.UUID
+) -> list[PresentUser]:
+    user_ids = await documents.present(session_id)
+    people = await auth_service.get_users(db, user_ids)
+    return [
+        PresentUser(user_id=u, display_name=people[u].display_name) for u in user_ids if u in people
+    ]
 
 
 async def render_one(
@@ -328,9 +339,12 @@ async def join(db: AsyncSession, *, user: User, token: str) -> SessionRead:
     if await repository.get_participant(db, session.id, user.id) is not None:
         return await render_one(db, session)
     now = _now()
+    # Participant first, then the use: a join that lost a race with the same user's other
+    # join adds nothing and spends nothing; a used-up invite rolls the insert back.
+    if not await repository.add_participant(db, session.id, user.id, role=invite.role, now=now):
+        return await render_one(db, session)
     if not await repository.consume_invite(db, invite.id, now=now):
         raise InviteGone("This invite has expired, been revoked or been used up.")
-    db.add(Participant(session_id=session.id, user_id=user.id, role=invite.role, joined_at=now))
     await repository.touch(db, session.id, now=now)
     await db.flush()
     await db.refresh(session)
