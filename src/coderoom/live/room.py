@@ -222,7 +222,7 @@ class Room:
         except Exception as exc:
             log.warning("live.update_not_persisted", error=str(exc))
             raise CloseConnection(
-                CloseCode.INTERNAL_ERROR, "could not store the update; reconnect"
+                CloseCode.TRY_AGAIN_LATER, "could not store the update; reconnect"
             ) from exc
         self.doc.apply_update(update)
         self._broadcast(create_update_message(update), exclude=connection)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from coderoom.infra.db import session_scope
+from coderoom.infra.db import translate_connection_errors
 from coderoom.live import document
 from coderoom.live.models import LiveUpdate
 
@@ -25,6 +25,9 @@ log = structlog.get_logger(__name__)
 
 #: At most this many updates go to the database in one INSERT (group commit).
 MAX_BATCH = 256
+#: Transactions in flight at once: a batch waits for a free writer, not for the previous
+#: commit, so one slow commit does not delay everything queued behind it.
+WRITERS = 3
 
 
 async def load(db: AsyncSession, session_id: uuid.UUID) -> list[bytes]:
@@ -72,6 +75,9 @@ async def compact(db: AsyncSession, session_id: uuid.UUID) -> document.Contents 
     return document.contents(doc)
 
 
+_INSERT = insert(LiveUpdate.__table__)  # type: ignore[arg-type]
+
+
 @dataclass
 class _Pending:
     session_id: uuid.UUID
@@ -89,18 +95,22 @@ class UpdateWriter:
     flight keeps the database at one round trip per batch, not per keystroke."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+        engine = sessionmaker.kw["bind"]
+        assert isinstance(engine, AsyncEngine)
+        self.engine = engine
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="live.update_writer")
+        self.tasks = [
+            asyncio.create_task(self._run(), name=f"live.update_writer.{n}") for n in range(WRITERS)
+        ]
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
         while not self.queue.empty():
             self.queue.get_nowait().done.cancel()
 
@@ -131,8 +141,17 @@ class UpdateWriter:
                     pending.done.set_result(None)
 
     async def _insert(self, batch: list[_Pending]) -> None:
-        async with session_scope(self.sessionmaker) as db:
-            await db.execute(
-                insert(LiveUpdate),
-                [{"session_id": p.session_id, "data": p.data, "snapshot": False} for p in batch],
-            )
+        # This runs per keystroke batch: one multi-row INSERT on a bare connection. On
+        # PostgreSQL in autocommit mode (a single statement is atomic): one round trip, where
+        # BEGIN/COMMIT and the ORM session's bookkeeping were most of the cost (bench/live.py).
+        # SQLite gets an explicit transaction: its driver's AUTOCOMMIT left rows uncommitted
+        # (tests/live/test_durability.py's kill -9 caught it).
+        rows = [{"session_id": p.session_id, "data": p.data, "snapshot": False} for p in batch]
+        with translate_connection_errors():
+            if self.engine.dialect.name == "postgresql":
+                async with self.engine.connect() as connection:
+                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    await autocommit.execute(_INSERT, rows)
+            else:
+                async with self.engine.begin() as connection:
+                    await connection.execute(_INSERT, rows)
