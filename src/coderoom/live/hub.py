@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from coderoom.core.closecodes import CloseCode
+from coderoom.infra import metrics
 from coderoom.infra.db import session_scope
 from coderoom.live import bus as bus_kinds
 from coderoom.live import document, store
@@ -152,11 +153,19 @@ class Hub:
                 room.join(connection)
                 break
         await self.presence.joined(room.session_id, connection.user_id)
+        self._gauge()
         return room
+
+    def _gauge(self) -> None:
+        metrics.LIVE_SESSIONS.set(sum(1 for room in self.rooms.values() if room.connections))
+        metrics.LIVE_CONNECTIONS.labels(kind="websocket").set(
+            sum(len(room.connections) for room in self.rooms.values())
+        )
 
     async def detach(self, room: Room, connection: Connection) -> None:
         await room.leave(connection)
         await self.presence.left(room.session_id, connection.user_id)
+        self._gauge()
 
     def _accepted(self, room: Room) -> None:
         if room.appended >= self.limits.compact_every and room.session_id not in self.compacting:

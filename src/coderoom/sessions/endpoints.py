@@ -35,10 +35,12 @@ def known_languages(request: Request) -> list[str]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionRead)
 async def create_session(
-    data: SessionCreate, db: DbSession, user: CurrentUser, request: Request
+    data: SessionCreate, db: DbSession, user: CurrentUser, request: Request, documents: Documents
 ) -> SessionRead:
-    """Open a coding session; you are its owner."""
-    return await service.create(db, owner=user, data=data, languages=known_languages(request))
+    """Open a coding session; you are its owner. `source` becomes its entry file."""
+    return await service.create(
+        db, owner=user, data=data, languages=known_languages(request), documents=documents
+    )
 
 
 @router.get("", response_model=SessionPage)

@@ -144,7 +144,12 @@ async def render_one(
 
 
 async def create(
-    db: AsyncSession, *, owner: User, data: SessionCreate, languages: Collection[str]
+    db: AsyncSession,
+    *,
+    owner: User,
+    data: SessionCreate,
+    languages: Collection[str],
+    documents: SessionDocuments | None = None,
 ) -> SessionRead:
     """Open a session; its creator is its owner."""
     _check_language(data.language, languages)
@@ -164,7 +169,7 @@ async def create(
     await db.flush()
     db.add(Participant(session_id=session.id, user_id=owner.id, role="owner", joined_at=now))
     await db.flush()
-    return await render_one(db, session)
+    return await render_one(db, session, documents=documents)
 
 
 async def list_for(db: AsyncSession, *, user: User, limit: int, cursor: str | None) -> SessionPage:
