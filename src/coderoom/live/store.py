@@ -10,12 +10,13 @@ compacting at once at worst leave two overlapping snapshots: no lock is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from coderoom.infra.db import translate_connection_errors
 from coderoom.live import document
@@ -25,9 +26,9 @@ log = structlog.get_logger(__name__)
 
 #: At most this many updates go to the database in one INSERT (group commit).
 MAX_BATCH = 256
-#: Transactions in flight at once: a batch waits for a free writer, not for the previous
-#: commit, so one slow commit does not delay everything queued behind it.
-WRITERS = 3
+#: Batches in flight at once (each writer holds one pooled connection): a batch waits for a
+#: free writer, not for the previous commit, so one slow commit does not delay the rest.
+WRITERS = 2
 
 
 async def load(db: AsyncSession, session_id: uuid.UUID) -> list[bytes]:
@@ -120,38 +121,64 @@ class UpdateWriter:
         await pending.done
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < MAX_BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            try:
-                await self._insert(batch)
-            except Exception:  # noqa: BLE001 - each update gets its own verdict below
-                # One row may be what failed (its session deleted a moment ago): retry one
-                # by one so the others' updates still go through.
+        # Each writer keeps one connection: a pool checkout per batch (pre-ping, reset on
+        # return) cost more round trips than the INSERT itself. A failure drops it.
+        connection: AsyncConnection | None = None
+        try:
+            while True:
+                batch = [await self.queue.get()]
+                while len(batch) < MAX_BATCH and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                try:
+                    connection = connection or await self._connect()
+                    await self._insert(connection, batch)
+                except Exception:  # noqa: BLE001 - each update gets its own verdict below
+                    await self._discard(connection)
+                    connection = None
+                    # One row may be what failed (its session deleted a moment ago): retry
+                    # one by one so the others' updates still go through.
+                    for pending in batch:
+                        try:
+                            connection = connection or await self._connect()
+                            await self._insert(connection, [pending])
+                        except Exception as exc:  # noqa: BLE001 - reported to its writer
+                            await self._discard(connection)
+                            connection = None
+                            log.warning("live.persist_failed", error=str(exc))
+                            if not pending.done.done():
+                                pending.done.set_exception(exc)
                 for pending in batch:
-                    try:
-                        await self._insert([pending])
-                    except Exception as exc:  # noqa: BLE001 - reported to its writer
-                        log.warning("live.persist_failed", error=str(exc))
-                        if not pending.done.done():
-                            pending.done.set_exception(exc)
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_result(None)
+                    if not pending.done.done():
+                        pending.done.set_result(None)
+        finally:
+            await self._discard(connection)
 
-    async def _insert(self, batch: list[_Pending]) -> None:
-        # This runs per keystroke batch: one multi-row INSERT on a bare connection. On
-        # PostgreSQL in autocommit mode (a single statement is atomic): one round trip, where
-        # BEGIN/COMMIT and the ORM session's bookkeeping were most of the cost (bench/live.py).
-        # SQLite gets an explicit transaction: its driver's AUTOCOMMIT left rows uncommitted
-        # (tests/live/test_durability.py's kill -9 caught it).
+    async def _connect(self) -> AsyncConnection:
+        with translate_connection_errors():
+            connection = await self.engine.connect()
+            if self.engine.dialect.name == "postgresql":
+                return await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return connection
+
+    @staticmethod
+    async def _discard(connection: AsyncConnection | None) -> None:
+        """Close a connection that failed (None: the next batch opens a new one)."""
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+                await connection.close()
+        return
+
+    async def _insert(self, connection: AsyncConnection, batch: list[_Pending]) -> None:
+        # One multi-row INSERT per batch. On PostgreSQL in autocommit mode (a single
+        # statement is atomic): one round trip, where BEGIN/COMMIT and the ORM session's
+        # bookkeeping were most of the cost (bench/live.py). SQLite gets an explicit
+        # transaction: its driver's AUTOCOMMIT left rows uncommitted (the kill -9 test in
+        # tests/live/test_durability.py caught it).
         rows = [{"session_id": p.session_id, "data": p.data, "snapshot": False} for p in batch]
         with translate_connection_errors():
             if self.engine.dialect.name == "postgresql":
-                async with self.engine.connect() as connection:
-                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                    await autocommit.execute(_INSERT, rows)
+                await connection.execute(_INSERT, rows)
             else:
-                async with self.engine.begin() as connection:
+                async with connection.begin():
                     await connection.execute(_INSERT, rows)
