@@ -5,8 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
 from coderoom.core.closecodes import CloseCode
+from coderoom.live import protocol
 from tests.support.cluster import Api
 from tests.support.live import add_member, call, connect, new_session, person
 from tests.support.yclient import YClient
@@ -116,3 +119,18 @@ async def test_a_stranger_is_refused_before_the_upgrade(embedded_api: Api) -> No
         await YClient(
             embedded_api.url.replace("http", "ws") + f"/sessions/{sid}/live", {}
         ).connect()
+
+
+async def test_a_browser_opens_the_socket_with_a_ticket_subprotocol(embedded_api: Api) -> None:
+    owner = await person(embedded_api, "owner")
+    sid = await new_session(embedded_api, owner, source="x\n")
+    issued = await call(embedded_api, "POST", "/auth/ws-tickets", owner, {}, expect=201)
+    offered = f"coderoom.ticket.{issued['ticket']}"
+    url = embedded_api.url.replace("http://", "ws://") + f"/sessions/{sid}/live"
+    async with websockets.connect(url, subprotocols=[Subprotocol(offered)]) as socket:
+        assert socket.subprotocol == offered  # echoed, or a browser would drop the socket
+        first = protocol.parse(await socket.recv(), from_client=False)
+        assert isinstance(first, protocol.SyncStep1)
+    # Single use: the same ticket does not open a second socket.
+    with pytest.raises(websockets.InvalidStatus, match="401"):
+        await websockets.connect(url, subprotocols=[Subprotocol(offered)])
