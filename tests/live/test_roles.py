@@ -129,7 +129,9 @@ async def test_a_browser_opens_the_socket_with_a_ticket_subprotocol(embedded_api
     url = embedded_api.url.replace("http://", "ws://") + f"/sessions/{sid}/live"
     async with websockets.connect(url, subprotocols=[Subprotocol(offered)]) as socket:
         assert socket.subprotocol == offered  # echoed, or a browser would drop the socket
-        first = protocol.parse(await socket.recv(), from_client=False)
+        frame = await socket.recv()
+        assert isinstance(frame, bytes)
+        first = protocol.parse(frame, from_client=False)
         assert isinstance(first, protocol.SyncStep1)
     # Single use: the same ticket does not open a second socket.
     with pytest.raises(websockets.InvalidStatus, match="401"):
