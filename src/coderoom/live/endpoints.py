@@ -18,7 +18,7 @@ from starlette.websockets import WebSocketDisconnect
 from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core import closecodes
 from coderoom.core.closecodes import CloseCode
-from coderoom.infra.db import session_scope
+from coderoom.infra.db import DatabaseUnavailable, session_scope
 from coderoom.live.hub import Hub
 from coderoom.live.room import CloseConnection, Connection, Room
 from coderoom.sessions import service as sessions_service
@@ -66,7 +66,11 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
         close_transport=close,
         limits=hub.limits,
     )
-    room = await hub.attach(session, connection)
+    try:
+        room = await hub.attach(session, connection)
+    except DatabaseUnavailable:
+        await close(CloseCode.TRY_AGAIN_LATER, "the database is unavailable; reconnect")
+        return
     pump = asyncio.create_task(connection.pump(), name="live.pump")
     reader = asyncio.create_task(_read(websocket, room, connection), name="live.read")
     try:

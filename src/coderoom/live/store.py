@@ -24,6 +24,7 @@ from coderoom.live.models import LiveUpdate
 
 log = structlog.get_logger(__name__)
 
+DELETE_CHUNK = 1000
 #: At most this many updates go to the database in one INSERT (group commit).
 MAX_BATCH = 256
 #: Batches in flight at once (each writer holds one pooled connection): a batch waits for a
@@ -68,11 +69,16 @@ async def compact(db: AsyncSession, session_id: uuid.UUID) -> document.Contents 
     await db.execute(
         insert(LiveUpdate).values(session_id=session_id, data=doc.get_update(), snapshot=True)
     )
-    await db.execute(
-        delete(LiveUpdate)
-        .where(LiveUpdate.session_id == session_id, LiveUpdate.id <= rows[-1][0])
-        .execution_options(synchronize_session=False)
-    )
+    # Exactly the rows merged, not `id <= max`: ids are handed out at INSERT but rows become
+    # visible at COMMIT, so a row with a lower id may commit after the read above; a range
+    # delete would remove an update the snapshot does not hold.
+    merged = [row_id for row_id, _ in rows]
+    for start in range(0, len(merged), DELETE_CHUNK):
+        await db.execute(
+            delete(LiveUpdate)
+            .where(LiveUpdate.id.in_(merged[start : start + DELETE_CHUNK]))
+            .execution_options(synchronize_session=False)
+        )
     return document.contents(doc)
 
 
