@@ -26,6 +26,7 @@ class Deployment:
     tmp: Path
     env: dict[str, str]
     apis: list[Api] = field(default_factory=list)
+    redis: RedisServer | None = None
 
     def start(self, name: str = "api", **env: str) -> Api:
         api = Api(f"{name}-{len(self.apis)}", self.tmp, {**self.env, **env})
@@ -54,7 +55,9 @@ def embedded_api(embedded: Deployment) -> Api:
 def cluster(tmp_path: Path) -> Iterator[Deployment]:
     url = create_postgres_database()
     redis = RedisServer(tmp_path)
-    deployment = Deployment(tmp_path, {"DATABASE_URL": url, "REDIS_URL": redis.url, **LIVE_ENV})
+    deployment = Deployment(
+        tmp_path, {"DATABASE_URL": url, "REDIS_URL": redis.url, **LIVE_ENV}, redis=redis
+    )
     try:
         migrations.upgrade(make_settings(database_url=url))
         yield deployment

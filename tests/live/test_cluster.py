@@ -88,3 +88,24 @@ async def test_kill_9_of_an_instance_loses_nothing_a_client_elsewhere_saw(
         await client.wait_for(lambda c=client: c.text("main.py") == expected)  # type: ignore[misc]
     for client in (again, witness, fresh):
         await client.close()
+
+
+async def test_edits_made_while_redis_was_away_reach_the_other_instance(
+    cluster: Deployment,
+) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert cluster.redis is not None
+    ada = await person(a, "ada")
+    sid = await new_session(a, ada, source="")
+    on_a = await connect(a, ada, sid)
+    on_b = await connect(b, ada, sid)
+    cluster.redis.stop()
+    await on_a.insert("main.py", 0, "typed during the outage\n")
+    # Stored all the same (the fan-out failed, not the write).
+    while "outage" not in (await call(a, "GET", f"/sessions/{sid}", ada))["files"]["main.py"]:
+        await asyncio.sleep(0.05)
+    cluster.redis.start()
+    # B re-subscribes when Redis is back and re-reads the log: its client catches up.
+    await on_b.wait_for(lambda: on_b.text("main.py") == "typed during the outage\n", within=60)
+    await on_a.close()
+    await on_b.close()
