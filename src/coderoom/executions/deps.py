@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from coderoom.executions.backend import ExecutionBackend
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra.lifecycle import Shutdown
+from coderoom.sessions.documents import SessionDocuments
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ExecutionsContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     wait_seconds: float  # the cap on `?wait=true`
     shutdown: Shutdown
+    documents: SessionDocuments  # what a session run executes (live/documents.py)
 
 
 def get_executions(request: Request) -> ExecutionsContext:
