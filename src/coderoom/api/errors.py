@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -28,6 +29,20 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+#: The detail of the 400 FastAPI raises when parsing a body fails other than by syntax.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def _malformed_json(request: Request) -> Response:
+    return problem_response(
+        request.scope,
+        status=400,
+        code="malformed_json",
+        title="Bad Request",
+        detail="The request body is not valid JSON.",
+    )
+
+
 async def _coderoom_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoderoomError)
     if exc.status_code >= 500:  # an incident worth an alert; 4xx are the client's business
@@ -39,13 +54,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
-        return problem_response(
-            request.scope,
-            status=400,
-            code="malformed_json",
-            title="Bad Request",
-            detail="The request body is not valid JSON.",
-        )
+        return _malformed_json(request)
     return problem_response(
         request.scope,
         status=422,
@@ -56,8 +65,26 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (Starlette names only the first route's)."""
+    path = request.scope["path"]
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            allowed |= route.methods
+    return ", ".join(sorted(allowed))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+        # FastAPI's answer when json.loads raises anything but JSONDecodeError: a
+        # 100,000-deep `[[[…` body is a RecursionError. It is malformed JSON all the same.
+        return _malformed_json(request)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     cls = ERRORS_BY_STATUS.get(exc.status_code)
     code = cls.code if cls else f"http_{exc.status_code}"
     title = cls.title if cls else "Error"
@@ -72,7 +99,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         code=code,
         title=title,
         detail=detail,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

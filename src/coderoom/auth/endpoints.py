@@ -8,7 +8,20 @@ from fastapi import APIRouter, Response, status
 
 from coderoom.auth import apikeys, service
 from coderoom.auth.deps import AuthConfigDep, CurrentUser
-from coderoom.auth.errors import RefreshTokenReused
+from coderoom.auth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    ApiKeyNotFound,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidEmail,
+    InvalidInvite,
+    InvalidToken,
+    InviteRequired,
+    RefreshTokenReused,
+    RegistrationClosed,
+    WeakPassword,
+)
 from coderoom.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -20,12 +33,21 @@ from coderoom.auth.schemas import (
     TokenPair,
     UserRead,
 )
+from coderoom.core.errors import ServiceUnavailableError, raises
 from coderoom.infra.dbdeps import DbSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenPair)
+@raises(
+    EmailAlreadyRegistered,
+    WeakPassword,
+    InvalidEmail,
+    RegistrationClosed,
+    InviteRequired,
+    InvalidInvite,
+)
 async def register(data: RegisterRequest, db: DbSession, config: AuthConfigDep) -> TokenPair:
     """Create an account and sign in. 409 if the email is taken, 422 for a weak password,
     403 when REGISTRATION does not allow it (closed, or invite-only without a valid invite)."""
@@ -33,12 +55,14 @@ async def register(data: RegisterRequest, db: DbSession, config: AuthConfigDep) 
 
 
 @router.post("/login", response_model=TokenPair)
+@raises(InvalidCredentials, AccountDisabled, AccountLocked, ServiceUnavailableError)
 async def login(data: LoginRequest, db: DbSession, config: AuthConfigDep) -> TokenPair:
     """Sign in with email and password; starts a new login (refresh-token family)."""
     return await service.login(db, config=config, data=data)
 
 
 @router.post("/refresh", response_model=TokenPair)
+@raises(InvalidToken, RefreshTokenReused)
 async def refresh(data: RefreshRequest, db: DbSession, config: AuthConfigDep) -> TokenPair:
     """Trade a refresh token for a new pair. Each refresh token works once; reusing one
     signs that login out everywhere."""
@@ -81,7 +105,8 @@ async def list_api_keys(db: DbSession, user: CurrentUser) -> list[ApiKeyRead]:
     return await apikeys.list_for(db, user=user)
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/api-keys/{key_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@raises(ApiKeyNotFound)
 async def revoke_api_key(
     key_id: uuid.UUID, db: DbSession, user: CurrentUser, config: AuthConfigDep
 ) -> Response:

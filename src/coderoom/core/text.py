@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 import nh3
 from pydantic import AfterValidator, Field
@@ -59,18 +59,22 @@ def _no_nul(value: str) -> str:
     return _encodable(value)
 
 
+#: What the schema says of every string: no lone surrogates (RawCode: no NUL either). The
+#: validators above enforce it; the pattern declares it (Unicode code points, as in Python's
+#: `re` and ECMAScript's `u` flag, so a surrogate *pair* — one code point — matches).
+UNICODE_TEXT_PATTERN = "^[^\\uD800-\\uDFFF]*$"
+CODE_TEXT_PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$"
+
+
+def _kind(kind: str, pattern: str = UNICODE_TEXT_PATTERN) -> Any:
+    return Field(json_schema_extra={"x-text-kind": kind, "pattern": pattern})
+
+
 PlainText = Annotated[
-    str,
-    AfterValidator(_encodable),
-    AfterValidator(sanitize_plain_text),
-    Field(json_schema_extra={"x-text-kind": "plain"}),
+    str, AfterValidator(_encodable), AfterValidator(sanitize_plain_text), _kind("plain")
 ]
-RawCode = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"x-text-kind": "code"})]
+RawCode = Annotated[str, AfterValidator(_no_nul), _kind("code", CODE_TEXT_PATTERN)]
 #: Passwords and tokens: compared or hashed exactly as sent, never sanitized, never logged.
-SecretText = Annotated[
-    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "secret"})
-]
+SecretText = Annotated[str, AfterValidator(_encodable), _kind("secret")]
 #: Machine-readable values with their own validation (emails, language ids, cursors).
-Identifier = Annotated[
-    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "identifier"})
-]
+Identifier = Annotated[str, AfterValidator(_encodable), _kind("identifier")]

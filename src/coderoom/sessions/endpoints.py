@@ -8,9 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from coderoom.auth.deps import CurrentUser
-from coderoom.core.text import Identifier
+from coderoom.core.errors import raises
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.params import CursorQuery
 from coderoom.sessions import service
+from coderoom.sessions.errors import (
+    InviteGone,
+    InviteNotFound,
+    OwnerCannotLeave,
+    ParticipantNotFound,
+    SessionNotFound,
+    SessionPermissionDenied,
+    VersionConflict,
+)
 from coderoom.sessions.schemas import (
     InviteCreate,
     InviteCreated,
@@ -43,26 +53,29 @@ async def list_sessions(
     db: DbSession,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> SessionPage:
     """Your sessions (owned or joined), most recently active first."""
     return await service.list_for(db, user=user, limit=limit, cursor=cursor)
 
 
 @router.post("/join", response_model=SessionRead)
+@raises(InviteNotFound, InviteGone)
 async def join_session(data: JoinRequest, db: DbSession, user: CurrentUser) -> SessionRead:
     """Join a session with an invite token (idempotent for participants)."""
     return await service.join(db, user=user, token=data.token)
 
 
-@router.get("/{session_id}", response_model=SessionRead)
+@router.get("/{session_id:uuid}", response_model=SessionRead)
+@raises(SessionNotFound, SessionPermissionDenied)
 async def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> SessionRead:
     """A session you take part in."""
     session, _ = await service.access(db, session_id=session_id, user=user, need="read")
     return await service.render_one(db, session)
 
 
-@router.patch("/{session_id}", response_model=SessionRead)
+@router.patch("/{session_id:uuid}", response_model=SessionRead)
+@raises(SessionNotFound, SessionPermissionDenied, VersionConflict)
 async def update_session(
     session_id: uuid.UUID, data: SessionUpdate, db: DbSession, user: CurrentUser, request: Request
 ) -> SessionRead:
@@ -73,7 +86,8 @@ async def update_session(
     )
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{session_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@raises(SessionNotFound, SessionPermissionDenied)
 async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> Response:
     """Delete the session (owner). Executions stay readable by their creators."""
     await service.delete(db, session_id=session_id, user=user)
@@ -81,8 +95,9 @@ async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser
 
 
 @router.post(
-    "/{session_id}/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated
+    "/{session_id:uuid}/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated
 )
+@raises(SessionNotFound, SessionPermissionDenied)
 async def create_invite(
     session_id: uuid.UUID, data: InviteCreate, db: DbSession, user: CurrentUser
 ) -> InviteCreated:
@@ -90,13 +105,17 @@ async def create_invite(
     return await service.create_invite(db, session_id=session_id, user=user, data=data)
 
 
-@router.get("/{session_id}/invites", response_model=list[InviteRead])
+@router.get("/{session_id:uuid}/invites", response_model=list[InviteRead])
+@raises(SessionNotFound, SessionPermissionDenied)
 async def list_invites(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> list[InviteRead]:
     """The session's invites, without their tokens (owner)."""
     return await service.list_invites(db, session_id=session_id, user=user)
 
 
-@router.delete("/{session_id}/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id:uuid}/invites/{invite_id:uuid}", status_code=status.HTTP_204_NO_CONTENT
+)
+@raises(SessionNotFound, SessionPermissionDenied, InviteNotFound)
 async def revoke_invite(
     session_id: uuid.UUID, invite_id: uuid.UUID, db: DbSession, user: CurrentUser
 ) -> Response:
@@ -105,7 +124,10 @@ async def revoke_invite(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/{session_id}/participants/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id:uuid}/participants/{user_id:uuid}", status_code=status.HTTP_204_NO_CONTENT
+)
+@raises(SessionNotFound, SessionPermissionDenied, ParticipantNotFound, OwnerCannotLeave)
 async def remove_participant(
     session_id: uuid.UUID, user_id: uuid.UUID, db: DbSession, user: CurrentUser
 ) -> Response:

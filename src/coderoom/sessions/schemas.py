@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from coderoom.core.numbers import JsonInt
 from coderoom.core.text import Identifier, PlainText, RawCode, SecretText
 
 MAX_SOURCE_CHARS = 256 * 1024
@@ -23,7 +24,12 @@ def _not_blank(value: str | None) -> str | None:
 
 class SessionCreate(BaseModel):
     title: PlainText = Field(min_length=1, max_length=200, examples=["Pairing on quicksort"])
-    language: Identifier = Field(max_length=32, examples=["python"])
+    language: Identifier = Field(
+        max_length=32,
+        examples=["python"],
+        json_schema_extra={"x-choices": "language-ids"},
+        description="A language id from GET /sandbox/languages.",
+    )
     description: PlainText = Field(default="", max_length=5000)
     source: RawCode = Field(default="", max_length=MAX_SOURCE_CHARS)
 
@@ -33,9 +39,11 @@ class SessionCreate(BaseModel):
 class SessionUpdate(BaseModel):
     title: PlainText | None = Field(default=None, min_length=1, max_length=200)
     description: PlainText | None = Field(default=None, max_length=5000)
-    language: Identifier | None = Field(default=None, max_length=32)
+    language: Identifier | None = Field(
+        default=None, max_length=32, json_schema_extra={"x-choices": "language-ids"}
+    )
     source: RawCode | None = Field(default=None, max_length=MAX_SOURCE_CHARS)
-    base_version: int | None = Field(
+    base_version: JsonInt | None = Field(
         default=None,
         ge=1,
         description="Reject the update (409) unless this is the current version.",
@@ -76,8 +84,8 @@ class SessionPage(BaseModel):
 
 class InviteCreate(BaseModel):
     role: InviteRole = "viewer"
-    expires_in_hours: int | None = Field(default=72, ge=1, le=24 * 365)
-    max_uses: int | None = Field(default=None, ge=1, le=10_000)
+    expires_in_hours: JsonInt | None = Field(default=72, ge=1, le=24 * 365)
+    max_uses: JsonInt | None = Field(default=None, ge=1, le=10_000)
     label: PlainText = Field(default="", max_length=200)
 
 
