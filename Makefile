@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install run runtimes runtimes-default migrate test check lint format typecheck pytest \
-	conformance bench-languages test-faults bench soak lock clean
+	conformance bench-languages test-faults test-contract bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -31,8 +31,9 @@ run: runtimes-default
 migrate: install
 	$(BIN)/coderoom migrate
 
-# Everything CI runs: lint, types, import contracts, the suite, then the fault suite.
-test: check pytest test-faults
+# Everything CI runs: lint, types, import contracts, the suite, the API contract (OpenAPI
+# fuzzed by schemathesis, docs/API.md executed), then the fault suite.
+test: check pytest test-contract test-faults
 
 check: lint typecheck
 
@@ -45,7 +46,12 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m "not faults and not contract"
+
+# The API against a real `coderoom serve`: schemathesis with every check (fixed seed and
+# budget, about a minute) and every ```sh block of docs/API.md run in order.
+test-contract: install
+	$(BIN)/pytest -m contract
 
 # The standing fault suite: a deployment of real processes on private PostgreSQL and Redis,
 # under load, with one fault at a time; what it measured goes to .fault-report.jsonl.

@@ -74,6 +74,7 @@ class Server:
                 start_new_session=True,  # stop() can take uvicorn's worker processes too
             )
         self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
 
     def ready(self) -> bool:
         if self.process.poll() is not None:

@@ -235,6 +235,24 @@ def declare_choices(schema: dict[str, Any], choices: Mapping[str, Sequence[str]]
                 target.pop("pattern", None)
 
 
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def standard_bounds(node: Any) -> None:
+    """Pydantic writes a constraint on a type with a before-validator (`JsonInt`) under its
+    own name (`ge`), which no JSON Schema tool reads; rename it to the standard keyword."""
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for ours, standard in _BOUNDS.items():
+                if ours in node:
+                    node[standard] = node.pop(ours)
+        for value in node.values():
+            standard_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            standard_bounds(value)
+
+
 def install_openapi(
     app: FastAPI,
     *,
@@ -251,6 +269,7 @@ def install_openapi(
         if not described or described[0] is not schema:
             describe_errors(schema, app.routes, rate_limited)
             declare_choices(schema, choices())
+            standard_bounds(schema)
             described[:] = [schema]
         return schema
 

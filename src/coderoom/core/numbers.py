@@ -2,7 +2,8 @@
 
 JSON Schema's `integer` is any number with a zero fractional part, so `5.0` is one; `true`
 and `"5"` are not. Pydantic's lax `int` takes all three and its `StrictInt` none but `5`:
-`JsonInt` takes exactly what the schema it produces allows.
+`JsonInt` takes exactly what the schema it produces allows. (Pydantic writes `ge`/`le`
+on such a type under those names; api/openapi.py renames them `minimum`/`maximum`.)
 """
 
 from __future__ import annotations
