@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from coderoom.auth.deps import CurrentUser
 from coderoom.core.errors import raises
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.origin import PublicUrl
 from coderoom.infra.params import CursorQuery
 from coderoom.sessions import service
 from coderoom.sessions.errors import (
@@ -99,10 +100,12 @@ async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser
 )
 @raises(SessionNotFound, SessionPermissionDenied)
 async def create_invite(
-    session_id: uuid.UUID, data: InviteCreate, db: DbSession, user: CurrentUser
+    session_id: uuid.UUID, data: InviteCreate, db: DbSession, user: CurrentUser, origin: PublicUrl
 ) -> InviteCreated:
-    """Create an invite link (owner). The token is in this response only."""
-    return await service.create_invite(db, session_id=session_id, user=user, data=data)
+    """Create an invite link (owner). The token and the link are in this response only."""
+    return await service.create_invite(
+        db, session_id=session_id, user=user, data=data, public_url=origin
+    )
 
 
 @router.get("/{session_id:uuid}/invites", response_model=list[InviteRead])

@@ -101,7 +101,12 @@ class InviteRead(BaseModel):
 
 
 class InviteCreated(InviteRead):
-    token: str = Field(description="Shown once; share it as the invite link.")
+    token: str = Field(description="Shown once; POST it to /sessions/join.")
+    url: str = Field(
+        description="The invite link to share: the web app's join page "
+        "(PUBLIC_URL, or this request's origin, + /join/<token>). Shown once.",
+        examples=["https://code.example.com/join/Vt3bq0…"],
+    )
 
 
 class JoinRequest(BaseModel):
