@@ -9,8 +9,9 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 # System packages the service and its tests use.
 # bubblewrap and libseccomp2 are the sandbox; without them no code runs. gcc (with the C
-# library's headers) also builds the sandbox launcher.
-APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2)
+# library's headers) also builds the sandbox launcher. curl and jq run docs/API.md's
+# examples (`make test-contract`).
+APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2 curl jq)
 
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
@@ -19,6 +20,8 @@ if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c 'import venv, ensurepi
 fi
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 
 if [ ${#missing[@]} -gt 0 ]; then
