@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from coderoom.api.problems import error_response, problem_response
 from coderoom.core.errors import ERRORS_BY_STATUS, CoderoomError
+from coderoom.core.text import LONE_SURROGATE
 
 log = structlog.get_logger(__name__)
 
@@ -33,13 +34,15 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
-def _malformed_json(request: Request) -> Response:
+def _malformed_json(
+    request: Request, detail: str = "The request body is not valid JSON."
+) -> Response:
     return problem_response(
         request.scope,
         status=400,
         code="malformed_json",
         title="Bad Request",
-        detail="The request body is not valid JSON.",
+        detail=detail,
     )
 
 
@@ -55,6 +58,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = _field_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
         return _malformed_json(request)
+    if any(error["type"] in (LONE_SURROGATE, "string_unicode") for error in errors):
+        # `"\ud800"` parses in Python but is not I-JSON (RFC 7493): not Unicode text, and
+        # many JSON parsers refuse it. Malformed, like any body that is not proper JSON.
+        return _malformed_json(
+            request,
+            "The request body is not valid JSON: a string holds a lone surrogate "
+            "(\\uD800 to \\uDFFF).",
+        )
     return problem_response(
         request.scope,
         status=422,

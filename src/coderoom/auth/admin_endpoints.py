@@ -61,11 +61,11 @@ async def enable_user(
 @router.post("/invites", status_code=status.HTTP_201_CREATED, response_model=SignupInviteCreated)
 @raises(InvalidEmail)
 async def create_invite(
-    data: SignupInviteCreate, db: DbSession, admin: CurrentAdmin
+    db: DbSession, admin: CurrentAdmin, data: SignupInviteCreate | None = None
 ) -> SignupInviteCreated:
     """A single-use sign-up invite (for REGISTRATION=invite-only). The token is in this
-    response only."""
-    return await accounts.create_invite(db, data=data, actor=admin.id)
+    response only. The body is optional (anyone's invite, for 168 hours)."""
+    return await accounts.create_invite(db, data=data or SignupInviteCreate(), actor=admin.id)
 
 
 @router.get("/invites", response_model=list[SignupInviteRead])

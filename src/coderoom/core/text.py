@@ -18,8 +18,12 @@ from typing import Annotated, Any
 
 import nh3
 from pydantic import AfterValidator, Field
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
 _MAX_PASSES = 5
+#: The validation error type of a lone surrogate (see `_encodable`).
+LONE_SURROGATE = "lone_surrogate"
 
 
 def sanitize_plain_text(value: str) -> str:
@@ -44,11 +48,17 @@ def sanitize_plain_text(value: str) -> str:
 
 
 def _encodable(value: str) -> str:
-    """JSON can smuggle lone surrogates (\\ud800) that no database or hash can encode."""
+    """JSON can smuggle lone surrogates (\\ud800) that no database or hash can encode.
+
+    Such a text is not I-JSON (RFC 7493) and many JSON parsers refuse it outright; the API
+    answers it as malformed JSON (api/errors.py looks for this error type).
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+        raise PydanticCustomError(
+            LONE_SURROGATE, "must be valid Unicode (no lone surrogates)"
+        ) from None
     return value
 
 
@@ -59,15 +69,17 @@ def _no_nul(value: str) -> str:
     return _encodable(value)
 
 
-#: What the schema says of every string: no lone surrogates (RawCode: no NUL either). The
-#: validators above enforce it; the pattern declares it (Unicode code points, as in Python's
-#: `re` and ECMAScript's `u` flag, so a surrogate *pair* — one code point — matches).
-UNICODE_TEXT_PATTERN = "^[^\\uD800-\\uDFFF]*$"
-CODE_TEXT_PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$"
+#: What the schema says of program text: no NUL (`_no_nul` enforces it). Lone surrogates are
+#: not declared by a pattern: JSON Schema tools (Rust's regex among them) cannot compile a
+#: surrogate range, and such a body is answered as malformed JSON anyway (see `_encodable`).
+CODE_TEXT_PATTERN = "^[^\\u0000]*$"
 
 
-def _kind(kind: str, pattern: str = UNICODE_TEXT_PATTERN) -> Any:
-    return Field(json_schema_extra={"x-text-kind": kind, "pattern": pattern})
+def _kind(kind: str, pattern: str | None = None) -> Any:
+    extra: JsonDict = {"x-text-kind": kind}
+    if pattern is not None:
+        extra["pattern"] = pattern
+    return Field(json_schema_extra=extra)
 
 
 PlainText = Annotated[

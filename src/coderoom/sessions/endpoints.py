@@ -100,11 +100,16 @@ async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser
 )
 @raises(SessionNotFound, SessionPermissionDenied)
 async def create_invite(
-    session_id: uuid.UUID, data: InviteCreate, db: DbSession, user: CurrentUser, origin: PublicUrl
+    session_id: uuid.UUID,
+    db: DbSession,
+    user: CurrentUser,
+    origin: PublicUrl,
+    data: InviteCreate | None = None,
 ) -> InviteCreated:
-    """Create an invite link (owner). The token and the link are in this response only."""
+    """Create an invite link (owner). The token and the link are in this response only.
+    The body is optional (a viewer invite for 72 hours)."""
     return await service.create_invite(
-        db, session_id=session_id, user=user, data=data, public_url=origin
+        db, session_id=session_id, user=user, data=data or InviteCreate(), public_url=origin
     )
 
 
