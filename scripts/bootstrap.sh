@@ -9,9 +9,12 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 # System packages the service and its tests use.
 # bubblewrap and libseccomp2 are the sandbox; without them no code runs. gcc (with the C
-# library's headers) also builds the sandbox launcher. curl and jq run docs/API.md's
-# examples (`make test-contract`).
-APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2 curl jq)
+# library's headers) also builds the sandbox launcher.
+# nodejs and npm build the web app (web/); chromium and chromium-driver run its browser
+# tests (Playwright drives the system chromium; no browser is downloaded). curl and jq run
+# docs/API.md's examples (`make test-contract`).
+APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2 nodejs npm chromium
+  chromium-driver curl jq)
 
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
@@ -23,6 +26,10 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -50,4 +57,8 @@ fi
   -c constraints.txt -e '.[dev]'
 # The sandbox launcher is a small C program (see src/coderoom/sandbox/launcher.c).
 "$VENV/bin/python" -c "from coderoom.sandbox.launcher import ensure_built; ensure_built()"
+# The web app's locked npm dependencies (the build itself is `make web`).
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund)
+fi
 echo "bootstrap: ready"

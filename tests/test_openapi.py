@@ -120,7 +120,7 @@ async def test_a_100000_deep_array_is_malformed_json(client: httpx.AsyncClient) 
 async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
     response = await client.put(f"/api/v1/sessions/{uuid.uuid4()}")
     assert response.status_code == 405
-    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert set(response.headers["allow"].split(", ")) == {"DELETE", "GET", "PATCH"}
 
 
 async def test_a_word_where_an_id_goes_is_404_and_join_answers_405_to_patch(

@@ -182,6 +182,8 @@ class Settings(BaseSettings):
     # it. Unset: derived from each request's scheme and Host (X-Forwarded-Proto/-Host only
     # from TRUSTED_PROXIES).
     public_url: str | None = None
+    # The built web app (`npm run build` in web/); unset: web/dist of this checkout.
+    web_dist_dir: Path | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None

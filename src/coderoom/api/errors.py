@@ -7,9 +7,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from coderoom.api.problems import error_response, problem_response
 from coderoom.core.errors import ERRORS_BY_STATUS, CoderoomError
@@ -76,15 +76,21 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some route answers on this path (Starlette names only the first route's)."""
-    path = request.scope["path"]
-    allowed: set[str] = set()
-    for route in iter_route_contexts(request.app.routes):
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and route.methods and regex.match(path):
-            allowed |= route.methods
-    return ", ".join(sorted(allowed))
+    """Every method some route answers on this path (Starlette names only the first route's).
+
+    Asked of the routes themselves (`matches`), so routes with their own matching rules
+    (the web app's fallback) are judged as the router judges them.
+    """
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

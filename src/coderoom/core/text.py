@@ -69,10 +69,11 @@ def _no_nul(value: str) -> str:
     return _encodable(value)
 
 
-#: What the schema says of program text: no NUL (`_no_nul` enforces it). Lone surrogates are
-#: not declared by a pattern: JSON Schema tools (Rust's regex among them) cannot compile a
-#: surrogate range, and such a body is answered as malformed JSON anyway (see `_encodable`).
-CODE_TEXT_PATTERN = "^[^\\u0000]*$"
+#: What the schema says of program text and identifiers: no NUL (`_no_nul` enforces it).
+#: Lone surrogates are not declared by a pattern: JSON Schema tools (Rust's regex among them)
+#: cannot compile a surrogate range, and such a body is answered as malformed JSON anyway
+#: (see `_encodable`).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
 def _kind(kind: str, pattern: str | None = None) -> Any:
@@ -85,8 +86,9 @@ def _kind(kind: str, pattern: str | None = None) -> Any:
 PlainText = Annotated[
     str, AfterValidator(_encodable), AfterValidator(sanitize_plain_text), _kind("plain")
 ]
-RawCode = Annotated[str, AfterValidator(_no_nul), _kind("code", CODE_TEXT_PATTERN)]
+RawCode = Annotated[str, AfterValidator(_no_nul), _kind("code", NO_NUL_PATTERN)]
 #: Passwords and tokens: compared or hashed exactly as sent, never sanitized, never logged.
 SecretText = Annotated[str, AfterValidator(_encodable), _kind("secret")]
 #: Machine-readable values with their own validation (emails, language ids, cursors).
-Identifier = Annotated[str, AfterValidator(_encodable), _kind("identifier")]
+#: NUL is refused: no identifier holds one, and PostgreSQL text cannot store or compare it.
+Identifier = Annotated[str, AfterValidator(_no_nul), _kind("identifier", NO_NUL_PATTERN)]

@@ -112,6 +112,34 @@ def final_processors(fmt: Literal["json", "console"]) -> list[Any]:
     return [tracebacks, _scrub, Bounded(renderer, MAX_LINE_BYTES)]
 
 
+#: Libraries that log what they carry at DEBUG: statement parameters (program source,
+#: stdin, password hashes) and raw WebSocket handshakes (tickets, Authorization). They
+#: stay at INFO whatever LOG_LEVEL says.
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "websockets", "wsproto", "sqlalchemy.engine")
+
+
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn logs each WebSocket with its query string (`"WebSocket /path?ticket=…"
+    [accepted]`); a ticket may be in it. Keep the path, drop the query. At DEBUG, uvicorn
+    also hands its logger to the websockets library, which logs the raw handshake (`< GET
+    /path?ticket=…`, `< authorization: …`): those lines are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg[:2] in ("< ", "> "):
+            return False
+        if isinstance(record.msg, str) and '"WebSocket %s"' in record.msg and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in args
+            )
+        return True
+
+
+def _at_least_info(level: str) -> str:
+    return level if logging.getLevelName(level) >= logging.INFO else "INFO"
+
+
 def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
     """Route structlog and stdlib logging through one renderer. Safe to call more than once."""
     logging.config.dictConfig(
@@ -128,13 +156,25 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
                     ],
                 }
             },
-            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "filters": {"no_query": {"()": WithoutQueryStrings}},
+            "handlers": {
+                "default": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "structlog",
+                    "filters": ["no_query"],
+                }
+            },
             "root": {"handlers": ["default"], "level": level},
             "loggers": {
                 # We write our own access log line with more context than uvicorn's.
                 "uvicorn.access": {"handlers": [], "propagate": False},
                 "uvicorn.error": {"level": level},
                 "sqlalchemy.engine": {"level": "WARNING"},
+                **{
+                    name: {"level": _at_least_info(level)}
+                    for name in QUIET_LIBRARIES
+                    if name != "sqlalchemy.engine"
+                },
             },
         }
     )
