@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from coderoom.live import protocol
 from pycrdt import Array, Doc, Map, Text, create_update_message
 
-from coderoom.core import closecodes
+from coderoom.core.closecodes import CloseCode
+from coderoom.live import protocol
 from tests.live.conftest import Deployment
 from tests.support.cluster import Api
 from tests.support.live import add_member, call, connect, live_url, new_session, person
@@ -64,16 +64,17 @@ async def test_rt3_l1_document_cap_counts_all_content(capped: Api, where: str) -
     attacker = await connect(capped, ada, sid)
     for i in range(6):  # 6 x 5000 bytes, each message under the 8 KiB message cap
         blob = chr(ord("a") + i) * 5000
-        if where == "meta value":
-            change = lambda d, i=i, b=blob: d.get("meta", type=Map).__setitem__(f"k{i}", b)  # noqa: E731
-        elif where == "other root":
-            change = lambda d, b=blob: d.get("junk", type=Array).append(b)  # noqa: E731
-        elif where == "files plain value":
-            change = lambda d, i=i, b=blob: d.get("files", type=Map).__setitem__(f"f{i}.py", b)  # noqa: E731
-        else:
-            change = lambda d, i=i, b=blob: d.get("files", type=Map).__setitem__(  # noqa: E731
-                f"d{i}", Map({"x": Text(b)})
-            )
+
+        def change(d: Doc[Any], i: int = i, b: str = blob) -> None:
+            if where == "meta value":
+                d.get("meta", type=Map)[f"k{i}"] = b
+            elif where == "other root":
+                d.get("junk", type=Array).append(b)
+            elif where == "files plain value":
+                d.get("files", type=Map)[f"f{i}.py"] = b
+            else:
+                d.get("files", type=Map)[f"d{i}"] = Map({"x": Text(b)})
+
         if attacker.closed.is_set():
             break
         await attacker.send(create_update_message(_update(change)))
@@ -102,7 +103,9 @@ async def test_rt3_l2_a_viewer_cannot_park_megabytes_of_awareness(embedded_api: 
     for _ in range(20):  # within the awareness burst (120)
         if attacker.closed.is_set():
             break
-        entries = [(client + k, 1, {"user": {"name": big}}) for k in range(16)]
+        entries: list[tuple[int, int, dict[str, object] | None]] = [
+            (client + k, 1, {"user": {"name": big}}) for k in range(16)
+        ]
         client += 16
         await attacker.send(protocol.awareness_message(protocol.encode_awareness(entries)))
     if not attacker.closed.is_set():
@@ -165,9 +168,8 @@ async def test_rt3_l4_connection_cap_holds_under_concurrent_connects(capped: Api
     clients = await asyncio.gather(
         *(connect(capped, ada, sid, wait_synced=False) for _ in range(12))
     )
-    synced = [c for c in clients if not c.closed.is_set()]
     for c in clients:
-        await c.wait_for(lambda c=c: c.synced.is_set() or c.closed.is_set())
+        await c.wait_for(lambda c=c: c.synced.is_set() or c.closed.is_set())  # type: ignore[misc]
     synced = [c for c in clients if c.synced.is_set() and not c.closed.is_set()]
     assert len(synced) <= 3, f"{len(synced)} connections open past a cap of 3"
     for c in clients:
@@ -187,7 +189,7 @@ async def test_rt3_l5_connection_cap_is_per_user_not_per_instance(cluster: Deplo
     extra = await connect(b, ada, sid, wait_synced=False)
     await extra.wait_for(lambda: extra.synced.is_set() or extra.closed.is_set())
     try:
-        assert extra.close_code == closecodes.TOO_MANY, "a third connection via another instance"
+        assert extra.close_code == CloseCode.TOO_MANY, "a third connection via another instance"
     finally:
         for c in [*held, extra]:
             await c.close()
@@ -293,7 +295,7 @@ async def test_rt3_l9_removal_and_downgrade_apply_to_open_sockets_across_instanc
     eve_ws = await connect(b, eve, sid)
     await call(a, "PATCH", f"/sessions/{sid}/participants/{bob.id}", ada, {"role": "viewer"})
     await call(a, "DELETE", f"/sessions/{sid}/participants/{eve.id}", ada, expect=204)
-    assert await eve_ws.wait_closed() == closecodes.FORBIDDEN
+    assert await eve_ws.wait_closed() == CloseCode.FORBIDDEN
     # Bob's next edit (after the tick saw his new role) is refused, never stored.
     for _ in range(50):
         await bob_ws.insert("main.py", 0, "x")
@@ -303,7 +305,7 @@ async def test_rt3_l9_removal_and_downgrade_apply_to_open_sockets_across_instanc
         await asyncio.sleep(0.1)  # polling an eventually-applied role (bounded by the tick)
     assert bob_ws.denials
     await call(a, "DELETE", f"/sessions/{sid}", ada, expect=204)
-    assert await bob_ws.wait_closed() == closecodes.GONE
+    assert await bob_ws.wait_closed() == CloseCode.GONE
 
 
 # Targets the merged upgrade path (main's Origin middleware and tickets): the live branch
@@ -332,12 +334,13 @@ async def test_rt3_l11_run_executes_exactly_the_document(embedded_api: Api) -> N
     ada = await person(embedded_api, "ada")
     sid = await new_session(embedded_api, ada, source="print('old')\n")
     editor = await connect(embedded_api, ada, sid)
-    await editor.edit(
-        lambda d: (
-            d.get("files", type=Map)["main.py"].__delitem__(slice(0, 13)),
-            d.get("files", type=Map)["main.py"].insert(0, "print('new')\n"),
-        )
-    )
+
+    def rewrite(d: Doc[Any]) -> None:
+        text = d.get("files", type=Map)["main.py"]
+        del text[0:13]
+        text.insert(0, "print('new')\n")
+
+    await editor.edit(rewrite)
     body = await call(embedded_api, "GET", f"/sessions/{sid}", ada)
     assert body["files"]["main.py"] == "print('new')\n"
     async with httpx.AsyncClient(timeout=60) as http:

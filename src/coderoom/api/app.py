@@ -189,6 +189,7 @@ def _live_hub(
             compact_every=settings.live_compact_every,
         ),
         entry_name=entry_name,
+        languages=frozenset(languages.ids()),
     )
 
 

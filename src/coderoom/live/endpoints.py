@@ -50,7 +50,7 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
             db, session_id=session_id, user=caller.user, need="read"
         )
     await websocket.accept(subprotocol=caller.subprotocol)
-    refusal = hub.refusal(session_id, caller.user.id)
+    refusal = hub.admit(session_id, caller.user.id)
     if refusal is not None:
         await websocket.close(CloseCode.TOO_MANY, closecodes.close_reason(refusal))
         return
@@ -69,8 +69,12 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
     try:
         room = await hub.attach(session, connection)
     except DatabaseUnavailable:
+        await hub.release(session_id, caller.user.id)
         await close(CloseCode.TRY_AGAIN_LATER, "the database is unavailable; reconnect")
         return
+    except BaseException:
+        await hub.release(session_id, caller.user.id)
+        raise
     pump = asyncio.create_task(connection.pump(), name="live.pump")
     reader = asyncio.create_task(_read(websocket, room, connection), name="live.read")
     try:
