@@ -80,6 +80,11 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
     try:
         await connection.closed.wait()
     finally:
+        if connection.handling:
+            # Closed from outside (shutdown, role check) mid-update: let that update finish
+            # (persisted, then sent to the others) rather than cut it off half-way.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), CLOSE_FLUSH_SECONDS)
         reader.cancel()
         await hub.detach(room, connection)
         try:
@@ -108,7 +113,11 @@ async def _read(websocket: WebSocket, room: Room, connection: Connection) -> Non
             if frame is None:
                 connection.close(CloseCode.UNSUPPORTED_DATA, "binary messages only")
                 return
-            await room.receive(connection, frame)
+            connection.handling = True
+            try:
+                await room.receive(connection, frame)
+            finally:
+                connection.handling = False
     except CloseConnection as exc:
         connection.close(exc.code, exc.reason)
         return

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,25 +78,41 @@ class Hub:
         self.compacting: set[uuid.UUID] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.tick_task: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
         self.recorded_activity: dict[uuid.UUID, float] = {}
         self.presence_at = 0.0
 
     # --- life cycle --------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, shutdown_begun: Awaitable[None] | None = None) -> None:
+        """Start; once `shutdown_begun` completes (SIGTERM), close every connection. The
+        server's graceful shutdown waits for open sockets before the app stops, so they
+        must be closed when the shutdown begins, not when the app stops."""
         self.writer.start()
         await self.bus.start(self._bus_message, self._resync)
         self.tick_task = asyncio.create_task(self._ticks(), name="live.ticks")
+        if shutdown_begun is not None:
+            self.closer = asyncio.create_task(self._close_on(shutdown_begun), name="live.closer")
 
-    async def stop(self) -> None:
-        """Close every connection (1012: reconnect elsewhere) and stop. Nothing is lost: each
-        accepted update is in the database already."""
+    async def _close_on(self, shutdown_begun: Awaitable[None]) -> None:
+        await shutdown_begun
+        self.close_all()
+
+    def close_all(self) -> None:
+        """Close every connection with 1012 (reconnect: another instance, or this one once
+        restarted). Nothing is lost: an update is accepted only once it is in the database,
+        and a connection finishes the update it is handling before it closes."""
         for room in self.rooms.values():
             for connection in list(room.connections.values()):
                 connection.close(CloseCode.SERVICE_RESTART, "server restarting")
-        if self.tick_task is not None:
-            self.tick_task.cancel()
-            await asyncio.gather(self.tick_task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Close every connection (1012) and stop."""
+        self.close_all()
+        for task in (self.tick_task, self.closer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.bus.stop()
         await self.writer.stop()

@@ -76,6 +76,8 @@ class Connection:
     close_code: int | None = None
     close_reason: str = ""
     refused_updates: int = 0
+    #: True while a message from the client is being handled (an update being persisted).
+    handling: bool = False
     #: Awareness client ids this connection owns (at most `limits.max_awareness_clients`).
     client_ids: set[int] = field(default_factory=set)
 
