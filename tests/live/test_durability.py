@@ -136,3 +136,27 @@ async def test_an_idle_room_is_unloaded_and_comes_back(embedded: Deployment) -> 
     again = await connect(api, ada, sid)
     assert again.text("main.py") == "still kept\n"
     await again.close()
+
+
+async def test_sigterm_closes_live_sockets_with_1012_at_once_and_keeps_their_edits(
+    embedded: Deployment,
+) -> None:
+    # A grace far longer than the wait below: the process must not sit it out because an
+    # open live socket keeps the server's graceful shutdown waiting.
+    api = embedded.start(SHUTDOWN_GRACE_SECONDS="120")
+    ada = await person(api, "ada")
+    sid = await new_session(api, ada, source="")
+    typist = await connect(api, ada, sid)
+    witness = await connect(api, ada, sid)
+    for number in range(20):
+        await typist.insert("main.py", len(typist.text("main.py")), f"[{number}]")
+    await witness.wait_for(lambda: "[19]" in witness.text("main.py"))
+    api.process.send_signal(signal.SIGTERM)
+    assert await witness.wait_closed() == 1012
+    assert await typist.wait_closed() == 1012
+    await asyncio.to_thread(api.process.wait, 60)
+
+    again = embedded.start()
+    reader = await connect(again, ada, sid)
+    assert reader.text("main.py") == typist.text("main.py")
+    await reader.close()

@@ -130,7 +130,7 @@ async def _serve(
         documents=documents,
     )
     await services.backend.start()
-    await live.start()
+    await live.start(shutdown.wait_begun())
     if settings.run_worker and settings.redis_url is not None:
         # `serve --with-worker`: one process runs the API and a queue worker.
         stop = asyncio.Event()
@@ -190,6 +190,7 @@ def _live_hub(
             compact_every=settings.live_compact_every,
         ),
         entry_name=entry_name,
+        languages=frozenset(languages.ids()),
     )
 
 

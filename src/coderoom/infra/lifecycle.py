@@ -33,6 +33,10 @@ class Shutdown:
             self._at = asyncio.get_running_loop().time()
             self._begun.set()
 
+    async def wait_begun(self) -> None:
+        """Return once the shutdown has begun."""
+        await self._begun.wait()
+
     @property
     def deadline(self) -> float | None:
         """Event-loop time by which the process must be gone, once shutting down."""

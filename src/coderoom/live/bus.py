@@ -2,7 +2,9 @@
 
 Each instance publishes what its rooms accepted (already persisted) to the Redis channel
 `P:live:<session id>`, and listens on the channels of the rooms it has loaded. A message is
-the sender's 16-byte instance id, one kind byte (`u` update, `a` awareness) and the payload.
+the sender's 16-byte instance id, one kind byte (`u` update, `a` awareness) and the payload;
+an awareness payload starts with the 16-byte id of the connection that owns its states, so
+the receiving instance knows whose they are (and refuses anyone else's change to them).
 
 Pub/sub may drop messages (a listener reconnecting misses what was sent meanwhile), so
 `on_resync` is called whenever a channel's subscription (re)starts: the room then re-reads

@@ -11,11 +11,13 @@ same characters, and what travels is the CRDT update, not an index.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc as _Doc
 from pycrdt import Map, Text
+from pycrdt import get_state as _update_state
 
 from coderoom.sandbox.program import ProgramError, check_file_name
 
@@ -38,6 +40,10 @@ class InvalidFileName(ValueError):
 
 class DocumentTooLarge(ValueError):
     pass
+
+
+class InvalidChange(ValueError):
+    """An update that would give the document a shape the schema above does not allow."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,71 @@ def edit(
         if language is not None and meta.get(LANGUAGE) != language:
             meta[LANGUAGE] = language
     return doc.get_update(before)
+
+
+def encoded_size(doc: Doc) -> int:
+    """The document's size as stored and sent: its whole state, encoded (every root, every
+    value, formatting and embeds included), not only the text of its files."""
+    return len(doc.get_update())
+
+
+def _state_vector(encoded: bytes) -> dict[int, int]:
+    """Decode a v1 state vector: varuint n, then n times (client, clock)."""
+    values: list[int] = []
+    value = shift = 0
+    for byte in encoded:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            values.append(value)
+            value = shift = 0
+    count, pairs = values[0], values[1:]
+    return {pairs[2 * i]: pairs[2 * i + 1] for i in range(min(count, len(pairs) // 2))}
+
+
+def check_integrated(after: Doc, update: bytes) -> None:
+    """Refuse an update that stays pending in `after` (it depends on changes the document
+    has never seen): stored, it would be replayed forever and never become visible, so it
+    could grow the log and memory past every cap."""
+    have = _state_vector(after.get_state())
+    for client, clock in _state_vector(_update_state(update)).items():
+        if have.get(client, 0) < clock:
+            raise InvalidChange("the update depends on changes this document does not have")
+
+
+def check_change(before: Doc, after: Doc, *, languages: Collection[str]) -> None:
+    """Refuse what `after` (= `before` plus one update) adds outside the schema: another
+    top-level type, a file whose value is not text, an invalid file name, another meta key,
+    an entry that is not a valid name, a language that does not exist. What `before`
+    already held is not judged again (a legacy document stays editable)."""
+    extra = set(after.keys()) - {FILES, META} - set(before.keys())
+    if extra:
+        raise InvalidChange("only 'files' and 'meta' may be top-level")
+    old_files, old_meta = _maps(before)
+    files, meta = _maps(after)
+    for name, value in files.items():
+        if not isinstance(value, Text):
+            raise InvalidChange("a file's contents must be text")
+        if name not in old_files:
+            try:
+                check_name(name)
+            except InvalidFileName as exc:
+                raise InvalidChange("invalid file name") from exc
+    for key, value in meta.items():
+        if old_meta.get(key) == value:
+            continue
+        if key == ENTRY:
+            if not isinstance(value, str):
+                raise InvalidChange("the entry must be a file name")
+            try:
+                check_name(value)
+            except InvalidFileName as exc:
+                raise InvalidChange("invalid entry file name") from exc
+        elif key == LANGUAGE:
+            if not isinstance(value, str) or value not in languages:
+                raise InvalidChange("unknown language")
+        else:
+            raise InvalidChange("meta holds only 'entry' and 'language'")
 
 
 def fork(doc: Doc) -> Doc:

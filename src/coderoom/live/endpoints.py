@@ -50,7 +50,7 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
             db, session_id=session_id, user=caller.user, need="read"
         )
     await websocket.accept(subprotocol=caller.subprotocol)
-    refusal = hub.refusal(session_id, caller.user.id)
+    refusal = hub.admit(session_id, caller.user.id)
     if refusal is not None:
         await websocket.close(CloseCode.TOO_MANY, closecodes.close_reason(refusal))
         return
@@ -69,13 +69,22 @@ async def live_session(websocket: WebSocket, session_id: uuid.UUID) -> None:
     try:
         room = await hub.attach(session, connection)
     except DatabaseUnavailable:
+        await hub.release(session_id, caller.user.id)
         await close(CloseCode.TRY_AGAIN_LATER, "the database is unavailable; reconnect")
         return
+    except BaseException:
+        await hub.release(session_id, caller.user.id)
+        raise
     pump = asyncio.create_task(connection.pump(), name="live.pump")
     reader = asyncio.create_task(_read(websocket, room, connection), name="live.read")
     try:
         await connection.closed.wait()
     finally:
+        if connection.handling:
+            # Closed from outside (shutdown, role check) mid-update: let that update finish
+            # (persisted, then sent to the others) rather than cut it off half-way.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), CLOSE_FLUSH_SECONDS)
         reader.cancel()
         await hub.detach(room, connection)
         try:
@@ -104,7 +113,11 @@ async def _read(websocket: WebSocket, room: Room, connection: Connection) -> Non
             if frame is None:
                 connection.close(CloseCode.UNSUPPORTED_DATA, "binary messages only")
                 return
-            await room.receive(connection, frame)
+            connection.handling = True
+            try:
+                await room.receive(connection, frame)
+            finally:
+                connection.handling = False
     except CloseConnection as exc:
         connection.close(exc.code, exc.reason)
         return

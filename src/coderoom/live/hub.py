@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from coderoom.auth import service as auth_service
 from coderoom.core.closecodes import CloseCode
 from coderoom.infra import metrics
 from coderoom.infra.db import session_scope
@@ -63,37 +64,55 @@ class Hub:
         presence: Presence,
         limits: LiveLimits,
         entry_name: EntryName,
+        languages: Collection[str],
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
         self.presence = presence
         self.limits = limits
         self.entry_name = entry_name
+        self.languages = languages
         self.writer = store.UpdateWriter(sessionmaker)
         self.rooms: dict[uuid.UUID, Room] = {}
         self.loading: dict[uuid.UUID, asyncio.Task[Room]] = {}
         self.compacting: set[uuid.UUID] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.tick_task: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
         self.recorded_activity: dict[uuid.UUID, float] = {}
         self.presence_at = 0.0
 
     # --- life cycle --------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, shutdown_begun: Awaitable[None] | None = None) -> None:
+        """Start; once `shutdown_begun` completes (SIGTERM), close every connection. The
+        server's graceful shutdown waits for open sockets before the app stops, so they
+        must be closed when the shutdown begins, not when the app stops."""
         self.writer.start()
         await self.bus.start(self._bus_message, self._resync)
         self.tick_task = asyncio.create_task(self._ticks(), name="live.ticks")
+        if shutdown_begun is not None:
+            self.closer = asyncio.create_task(self._close_on(shutdown_begun), name="live.closer")
 
-    async def stop(self) -> None:
-        """Close every connection (1012: reconnect elsewhere) and stop. Nothing is lost: each
-        accepted update is in the database already."""
+    async def _close_on(self, shutdown_begun: Awaitable[None]) -> None:
+        await shutdown_begun
+        self.close_all()
+
+    def close_all(self) -> None:
+        """Close every connection with 1012 (reconnect: another instance, or this one once
+        restarted). Nothing is lost: an update is accepted only once it is in the database,
+        and a connection finishes the update it is handling before it closes."""
         for room in self.rooms.values():
             for connection in list(room.connections.values()):
                 connection.close(CloseCode.SERVICE_RESTART, "server restarting")
-        if self.tick_task is not None:
-            self.tick_task.cancel()
-            await asyncio.gather(self.tick_task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Close every connection (1012) and stop."""
+        self.close_all()
+        for task in (self.tick_task, self.closer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.bus.stop()
         await self.writer.stop()
@@ -105,13 +124,20 @@ class Hub:
 
     # --- rooms and connections ---------------------------------------------------------
 
-    def refusal(self, session_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
-        """Why a new connection may not join (a cap), or None."""
+    def admit(self, session_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        """Reserve a connection slot, or say why not (a cap). Synchronous on purpose: the
+        check and the count happen with no await between them, so concurrent connects
+        cannot all pass. A reserved slot is given back by `detach` (or `release`)."""
         if self.presence.user_connections(user_id) >= self.limits.max_connections_per_user:
             return "too many live connections for this user"
         if self.presence.connections(session_id) >= self.limits.max_connections_per_session:
             return "too many live connections to this session"
+        self.presence.reserve(session_id, user_id)
         return None
+
+    async def release(self, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Give back a slot reserved by `admit` for a connection that never joined."""
+        await self.presence.left(session_id, user_id)
 
     async def room(self, session: CodingSession) -> Room:
         found = self.rooms.get(session.id)
@@ -137,6 +163,7 @@ class Hub:
             persist=self.writer.write,
             publish=self.bus.publish,
             on_accepted=self._accepted,
+            languages=self.languages,
         )
         room.appended = len(updates)
         self.rooms[session.id] = room
@@ -203,7 +230,7 @@ class Hub:
             async with session_scope(self.sessionmaker) as db:
                 updates = await store.load(db, session_id)
         except Exception as exc:  # noqa: BLE001 - the next resync or message catches up
-            log.warning("live.resync_failed", session_id=str(session_id), error=str(exc))
+            log.warning("live.resync_failed", session_id=str(session_id), error=type(exc).__name__)
             return
         room = self.rooms.get(session_id)
         if room is not None:
@@ -217,16 +244,24 @@ class Hub:
             try:
                 await self._tick()
             except Exception as exc:  # noqa: BLE001 - the next tick tries again
-                log.warning("live.tick_failed", error=str(exc))
+                log.warning("live.tick_failed", error=type(exc).__name__)
 
     async def _tick(self) -> None:
         busy = [room for room in self.rooms.values() if room.connections]
         if busy:
+            user_ids = {c.user_id for room in busy for c in room.connections.values()}
             async with session_scope(self.sessionmaker) as db:
                 roles = await sessions_service.roles(db, [room.session_id for room in busy])
+                users = await auth_service.get_users(db, list(user_ids))
                 await self._record_activity(db, busy)
+            # A disabled (or deleted) account loses its sockets as its tokens are refused.
+            barred = {
+                user_id
+                for user_id in user_ids
+                if (user := users.get(user_id)) is None or user.disabled_at is not None
+            }
             for room in busy:
-                self._enforce(room, roles.get(room.session_id))
+                self._enforce(room, roles.get(room.session_id), barred)
         now = time.monotonic()
         if now - self.presence_at >= PRESENCE_REFRESH_SECONDS:
             self.presence_at = now
@@ -235,8 +270,13 @@ class Hub:
             if not room.connections and now - room.idle_since >= self.limits.idle_seconds:
                 await self._unload(room)
 
-    def _enforce(self, room: Room, roles: dict[uuid.UUID, str] | None) -> None:
+    def _enforce(
+        self, room: Room, roles: dict[uuid.UUID, str] | None, barred: set[uuid.UUID]
+    ) -> None:
         for connection in list(room.connections.values()):
+            if connection.user_id in barred:
+                connection.close(CloseCode.UNAUTHENTICATED, "the account is disabled")
+                continue
             if roles is None:
                 connection.close(CloseCode.GONE, "the session was deleted")
                 continue
@@ -269,7 +309,7 @@ class Hub:
             if room is not None:
                 room.appended = 0
         except Exception as exc:  # noqa: BLE001 - the log stays valid, only longer
-            log.warning("live.compact_failed", session_id=str(session_id), error=str(exc))
+            log.warning("live.compact_failed", session_id=str(session_id), error=type(exc).__name__)
         finally:
             self.compacting.discard(session_id)
 

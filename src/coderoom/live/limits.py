@@ -17,6 +17,10 @@ class LiveLimits:
     #: Awareness messages (cursor moves) per second, and burst.
     awareness_per_second: float = 30.0
     awareness_burst: int = 120
+    #: Awareness client ids one connection may own (a Yjs client uses one; it picks a new
+    #: one if it sees its id clash), and the largest state (encoded JSON) each may hold.
+    max_awareness_clients: int = 2
+    max_awareness_state_bytes: int = 4096
     max_connections_per_user: int = 16
     max_connections_per_session: int = 64
     #: Messages queued to a client that does not read; beyond it the client is dropped.

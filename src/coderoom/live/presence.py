@@ -42,10 +42,14 @@ class Presence:
     def user_connections(self, user_id: uuid.UUID) -> int:
         return sum(counts[user_id] for counts in self.local.values())
 
+    def reserve(self, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Count a connection now, before any await, so that concurrent connects see each
+        other against the caps (`left` undoes it)."""
+        self.local.setdefault(session_id, Counter())[user_id] += 1
+
     async def joined(self, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        counts = self.local.setdefault(session_id, Counter())
-        counts[user_id] += 1
-        if counts[user_id] == 1:
+        """A reserved connection is in its room: show the user as present elsewhere."""
+        if self.local.get(session_id, Counter())[user_id] == 1:
             await self._mark(session_id, [user_id])
 
     async def left(self, session_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -83,6 +83,8 @@ class AwarenessEntry:
     client_id: int
     clock: int
     state: dict[str, object] | None
+    #: The state's encoded JSON length, as received (what a cap on states measures).
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def parse_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
             raise MalformedMessage("awareness state is not JSON") from exc
         if state is not None and not isinstance(state, dict):
             raise MalformedMessage("awareness state must be an object or null")
-        entries.append(AwarenessEntry(client_id, clock, state))
+        entries.append(AwarenessEntry(client_id, clock, state, len(raw)))
     reader.done()
     return tuple(entries)
 

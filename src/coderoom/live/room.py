@@ -3,9 +3,12 @@
 The room applies the protocol's rules; it knows no web framework (a `Connection` is given a
 `send` and a `close`) and no database (the hub persists through `UpdateWriter`).
 
-An update from a connection goes: role check → rate check → decode check on a scratch doc
-→ size check → persisted (awaited) → applied to the room's doc → sent to the room's other
-connections and published to the other instances. Nothing is applied or broadcast before
+An update from a connection goes: role check → rate check → applied to the room's *trial*
+doc (a shadow copy, so its effect can be inspected) → schema check (roots, file names,
+text values, meta) and integration check (nothing left pending) → size check on the whole
+encoded state → persisted (awaited) → applied to the room's doc → sent to the room's other
+connections and published to the other instances. A refused update leaves the trial doc
+dirty, so it is re-copied from the real one. Nothing is applied or broadcast before
 it is durable, and a message that fails a check closes only its own connection.
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 import structlog
@@ -73,6 +76,10 @@ class Connection:
     close_code: int | None = None
     close_reason: str = ""
     refused_updates: int = 0
+    #: True while a message from the client is being handled (an update being persisted).
+    handling: bool = False
+    #: Awareness client ids this connection owns (at most `limits.max_awareness_clients`).
+    client_ids: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.updates = TokenBucket(self.limits.updates_per_second, self.limits.update_burst)
@@ -114,6 +121,12 @@ class Connection:
 
 Persist = Callable[[uuid.UUID, bytes], Awaitable[None]]
 Publish = Callable[[uuid.UUID, bytes, bytes], Awaitable[None]]
+AwarenessState = tuple[int, dict[str, object] | None, uuid.UUID]
+
+
+def owned_awareness(owner: uuid.UUID, payload: bytes) -> bytes:
+    """A bus awareness message: the owning connection's id, then the awareness update."""
+    return owner.bytes + payload
 
 
 class Room:
@@ -126,6 +139,7 @@ class Room:
         persist: Persist,
         publish: Publish,
         on_accepted: Callable[[Room], None],
+        languages: Collection[str],
     ) -> None:
         self.session_id = session_id
         self.doc = doc
@@ -133,10 +147,12 @@ class Room:
         self.persist = persist
         self.publish = publish
         self.on_accepted = on_accepted
+        self.languages = languages
         self.connections: dict[uuid.UUID, Connection] = {}
-        # client id → (clock, state, id of the local connection that owns it, if any)
-        self.awareness: dict[int, tuple[int, dict[str, object] | None, uuid.UUID | None]] = {}
-        self.size_bound = document.measure(doc)[0]
+        # client id → (clock, state, id of the connection that owns it, here or elsewhere)
+        self.awareness: dict[int, AwarenessState] = {}
+        self.trial = document.fork(doc)
+        self.size_bound = document.encoded_size(doc)
         self.appended = 0
         self.idle_since = time.monotonic()
         self.last_edit_at: float | None = None
@@ -164,7 +180,7 @@ class Room:
         if gone:
             payload = protocol.encode_awareness(gone)
             self._broadcast(protocol.awareness_message(payload), exclude=None)
-            await self.publish(self.session_id, b"a", payload)
+            await self.publish(self.session_id, b"a", owned_awareness(connection.id, payload))
 
     def _broadcast(self, frame: bytes, exclude: Connection | None) -> None:
         for connection in list(self.connections.values()):
@@ -213,14 +229,16 @@ class Room:
             connection.send(protocol.permission_denied(f"a {connection.role} may not edit"))
             return
         try:
-            document.new_doc().apply_update(update)  # decodes it, touching nothing shared
-        except ValueError as exc:
-            raise CloseConnection(CloseCode.POLICY_VIOLATION, "malformed update") from exc
-        self._check_size(update)
-        try:
+            self._try(update)
             await self.persist(self.session_id, update)
+        except CloseConnection:
+            self._reset_trial()
+            raise
         except Exception as exc:
-            log.warning("live.update_not_persisted", error=str(exc))
+            self._reset_trial()
+            # The type only: a database error's text carries the statement's parameters,
+            # here the update's bytes, i.e. the source code.
+            log.warning("live.update_not_persisted", error=type(exc).__name__)
             raise CloseConnection(
                 CloseCode.TRY_AGAIN_LATER, "could not store the update; reconnect"
             ) from exc
@@ -231,16 +249,33 @@ class Room:
         self.on_accepted(self)
         await self.publish(self.session_id, b"u", update)
 
+    def _try(self, update: bytes) -> None:
+        """Apply `update` to the trial doc and refuse it if the result breaks a rule."""
+        try:
+            self.trial.apply_update(update)
+        except ValueError as exc:
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, "malformed update") from exc
+        try:
+            document.check_integrated(self.trial, update)
+            document.check_change(self.doc, self.trial, languages=self.languages)
+        except document.InvalidChange as exc:
+            raise CloseConnection(CloseCode.POLICY_VIOLATION, str(exc)) from exc
+        self._check_size(update)
+
+    def _reset_trial(self) -> None:
+        self.trial = document.fork(self.doc)
+        self.size_bound = document.encoded_size(self.doc)
+
     def _check_size(self, update: bytes) -> None:
         limit = min(self.limits.max_document_bytes, self.limits.max_file_bytes)
-        # Every inserted character travels in some update, so the bytes of accepted updates
-        # bound the text's size from above: measure exactly only when the bound is too high.
+        # Whatever the document holds arrived in some update, so the bytes of the state
+        # at load plus those of every accepted update bound its encoded size from above
+        # (merging only shrinks it): measure exactly only when the bound is too high.
         if self.size_bound + len(update) <= limit:
             self.size_bound += len(update)
             return
-        trial = document.fork(self.doc)
-        trial.apply_update(update)
-        total, largest = document.measure(trial)
+        total = document.encoded_size(self.trial)
+        largest = document.measure(self.trial)[1]
         if largest > self.limits.max_file_bytes:
             raise CloseConnection(CloseCode.TOO_LARGE, "file too large")
         if total > self.limits.max_document_bytes:
@@ -251,17 +286,27 @@ class Room:
         if not connection.awareness.take():
             raise CloseConnection(CloseCode.TOO_MANY, "too many awareness messages per second")
         for entry in message.entries:
+            if entry.size > self.limits.max_awareness_state_bytes:
+                raise CloseConnection(CloseCode.TOO_LARGE, "awareness state too large")
             current = self.awareness.get(entry.client_id)
-            if current is not None and current[2] not in (None, connection.id):
-                # Another connection's client id: relaying it would let one user move or
-                # remove someone else's cursor.
+            if current is not None and current[2] != connection.id:
+                # Another connection's client id (here or on another instance): relaying
+                # it would let one user move or remove someone else's cursor.
                 raise CloseConnection(CloseCode.POLICY_VIOLATION, "awareness of another client")
+            if entry.client_id not in connection.client_ids and entry.state is not None:
+                if len(connection.client_ids) >= self.limits.max_awareness_clients:
+                    raise CloseConnection(
+                        CloseCode.POLICY_VIOLATION, "too many awareness client ids"
+                    )
+                connection.client_ids.add(entry.client_id)
+        if not message.entries:
+            return
         self._apply_awareness(message.entries, owner=connection.id)
         self._broadcast(protocol.awareness_message(message.payload), exclude=connection)
-        await self.publish(self.session_id, b"a", message.payload)
+        await self.publish(self.session_id, b"a", owned_awareness(connection.id, message.payload))
 
     def _apply_awareness(
-        self, entries: tuple[protocol.AwarenessEntry, ...], owner: uuid.UUID | None
+        self, entries: tuple[protocol.AwarenessEntry, ...], owner: uuid.UUID
     ) -> None:
         for entry in entries:
             current = self.awareness.get(entry.client_id)
@@ -280,15 +325,35 @@ class Room:
     def accepted_elsewhere(self, update: bytes) -> None:
         """An update persisted by someone else: apply it and pass it on."""
         self.doc.apply_update(update)
+        self.trial.apply_update(update)
         self.size_bound += len(update)
         self._broadcast(create_update_message(update), exclude=None)
 
-    def awareness_elsewhere(self, payload: bytes) -> None:
+    def awareness_elsewhere(self, message: bytes) -> None:
+        """Awareness from a connection on another instance (`owned_awareness`). Entries for
+        a client id owned by a different connection are dropped, as are oversized states:
+        an instance checks what it relays and what it receives alike."""
+        if len(message) < 16:
+            return
+        owner = uuid.UUID(bytes=message[:16])
         try:
-            entries = protocol.parse_awareness(payload)
+            entries = protocol.parse_awareness(message[16:])
         except protocol.MalformedMessage:
             return
-        self._apply_awareness(entries, owner=None)
+        kept = tuple(
+            entry
+            for entry in entries
+            if entry.size <= self.limits.max_awareness_state_bytes
+            and ((current := self.awareness.get(entry.client_id)) is None or current[2] == owner)
+        )
+        if not kept:
+            return
+        self._apply_awareness(kept, owner=owner)
+        payload = (
+            message[16:]
+            if len(kept) == len(entries)
+            else protocol.encode_awareness([(e.client_id, e.clock, e.state) for e in kept])
+        )
         self._broadcast(protocol.awareness_message(payload), exclude=None)
 
     def resync(self, updates: list[bytes]) -> None:
@@ -300,4 +365,4 @@ class Room:
         missed = self.doc.get_update(before)
         if missed != document.EMPTY_UPDATE:
             self._broadcast(create_update_message(missed), exclude=None)
-        self.size_bound = document.measure(self.doc)[0]
+        self._reset_trial()

@@ -150,7 +150,7 @@ class UpdateWriter:
                         except Exception as exc:  # noqa: BLE001 - reported to its writer
                             await self._discard(connection)
                             connection = None
-                            log.warning("live.persist_failed", error=str(exc))
+                            log.warning("live.persist_failed", error=type(exc).__name__)
                             if not pending.done.done():
                                 pending.done.set_exception(exc)
                 for pending in batch:
