@@ -38,9 +38,10 @@ import asyncpg
 import httpx
 
 from coderoom.bootstrap import sandbox_engine
+from coderoom.config import Settings
 from coderoom.infra.logging import configure_logging
 from coderoom.sandbox import Program
-from coderoom.sandbox.bwrap import _root_layout
+from coderoom.sandbox.bwrap import root_layout
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -48,7 +49,7 @@ BARE = ["/usr/bin/python3", "-c", "print(1)"]
 FLOOR = [
     "bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
     "--unshare-uts", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
-    *_root_layout(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/work", "--chdir", "/work",
+    *root_layout(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/work", "--chdir", "/work",
     "--", *BARE,
 ]  # fmt: skip
 COMMON_ENV = {
@@ -234,7 +235,7 @@ async def main(runs: int, total: int, backlog: int) -> None:
     rows: dict[str, Row] = {}
     rows["(a) bare python3 -c"] = await measure(command(BARE), runs, total)
     rows["(b) bwrap floor"] = await measure(command(FLOOR), runs, total)
-    engine = sandbox_engine()
+    engine = sandbox_engine(Settings(_env_file=None))
     engine.check()
 
     async def engine_run() -> None:

@@ -59,4 +59,6 @@ def create() -> FastAPI:
             "max_ms": taken[-1],
         }
 
+    # Ahead of the web app's catch-all page route, which would otherwise answer first.
+    app.router.routes.insert(0, app.router.routes.pop())
     return app
