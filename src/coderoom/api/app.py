@@ -30,7 +30,8 @@ from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
-from coderoom.executions.deps import ExecutionsContext
+from coderoom.executions import live_endpoints
+from coderoom.executions.deps import ConnectionSlots, ExecutionsContext, StreamPolicy
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
@@ -106,6 +107,14 @@ async def _serve(
             sessionmaker=database.sessionmaker,
             wait_seconds=settings.execution_wait_seconds,
             shutdown=shutdown,
+            live=services.live,
+            streams=StreamPolicy(
+                idle_seconds=settings.stream_idle_seconds,
+                max_seconds=settings.stream_max_connection_seconds,
+                keepalive_seconds=settings.stream_keepalive_seconds,
+                max_per_user=settings.stream_max_connections_per_user,
+            ),
+            slots=ConnectionSlots(settings.stream_max_connections_per_user),
         ),
         shutdown=shutdown,
     )
@@ -160,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(admin_endpoints.router)
     api.include_router(sessions_endpoints.router)
     api.include_router(executions_endpoints.router)
+    api.include_router(live_endpoints.router)
     app.include_router(api)
     app.include_router(metrics_endpoint.router)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
