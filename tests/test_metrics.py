@@ -116,7 +116,14 @@ async def test_production_without_a_token_has_no_metrics(postgres_url: str) -> N
 
 @pytest.mark.server
 def test_metrics_add_up_across_server_processes(tmp_path: Path, sqlite_url: str) -> None:
-    server = Server(tmp_path, sqlite_url, WORKERS="2", METRICS_TOKEN=TOKEN)
+    # Several server processes share the queue: WORKERS > 1 needs Redis.
+    server = Server(
+        tmp_path,
+        sqlite_url,
+        WORKERS="2",
+        METRICS_TOKEN=TOKEN,
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         wait_until(server.ready)

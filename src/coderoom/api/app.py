@@ -22,12 +22,14 @@ from coderoom.api.middleware import (
     ErrorBoundaryMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    WebSocketOriginMiddleware,
 )
 from coderoom.api.ratelimit import RateLimitMiddleware, rules_from_settings
 from coderoom.api.state import AppState
 from coderoom.auth import admin_endpoints
 from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
+from coderoom.auth.tickets import RedisTickets
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
 from coderoom.executions import live_endpoints
@@ -87,7 +89,9 @@ async def _serve(
     names = RedisNames.of(settings)
     # Revoking a user or key here tells every other process sharing Redis at once.
     revocations = Broadcast(redis, names.channel("auth:invalidate")) if redis else None
-    auth = AuthConfig.from_settings(settings, services.rate_limiter, revocations)
+    # A ticket issued by one instance must open a socket on any other.
+    tickets = RedisTickets(redis, names.key("ws-ticket")) if redis else None
+    auth = AuthConfig.from_settings(settings, services.rate_limiter, revocations, tickets)
     await auth.revocations.start()
     app.state.coderoom = AppState(
         settings=settings,
@@ -189,6 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
             api_key_quota=Quota.parse("api_key", settings.rate_limit_api_key),
             fail_closed=settings.rate_limit_fail_closed,
         )
+    app.add_middleware(WebSocketOriginMiddleware, allowed_origins=settings.cors_origins)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

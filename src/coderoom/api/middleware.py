@@ -1,12 +1,17 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it breaks streaming and contextvars).
 
-Order, outermost first: RequestContext → SecurityHeaders → CORS → ErrorBoundary → BodyGuard
-→ app. RequestContext is outermost so the correlation id and the access-log line cover every
+Order, outermost first: RequestContext → Metrics → SecurityHeaders → CORS → WebSocketOrigin
+→ RateLimit → ErrorBoundary → BodyGuard → app. WebSockets pass through the same chain as
+requests (correlation id, access log, security headers on a denial, Origin, rate limit of
+the upgrade, errors); a refusal before the handshake is an HTTP problem+json response on
+the upgrade (the ASGI WebSocket Denial Response extension, which uvicorn implements).
+RequestContext is outermost so the correlation id and the access-log line cover every
 response; ErrorBoundary is inside CORS and the security headers so a 500 carries them too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import traceback
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coderoom.api.problems import error_response, problem_response
@@ -23,10 +29,16 @@ from coderoom.core.errors import (
     BadRequestError,
     CoderoomError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
 from coderoom.core.net import IPNetwork, resolve_client_ip
 from coderoom.infra import sentry as monitoring
+
+
+class OriginNotAllowed(PermissionDeniedError):
+    code = "origin_not_allowed"
+
 
 access_log = structlog.get_logger("coderoom.access")
 log = structlog.get_logger(__name__)
@@ -43,16 +55,22 @@ def correlation_id_from(value: str | None) -> str:
 
 
 class RequestContextMiddleware:
-    """Correlation id, client IP and one access-log line per request."""
+    """Correlation id, client IP and one access-log line per request or WebSocket.
+
+    A WebSocket's line is written when it ends: `status` is 101 once accepted (or the
+    status of the HTTP denial of its upgrade) and `duration_ms` is the connection's life.
+    Query strings are never logged: a WebSocket ticket may be in one.
+    """
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[IPNetwork]) -> None:
         self.app = app
         self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        websocket = scope["type"] == "websocket"
         headers = Headers(scope=scope)
         correlation_id = correlation_id_from(headers.get(CORRELATION_HEADER))
         client = scope.get("client")
@@ -70,9 +88,21 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status_code
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 status_code = message["status"]
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = correlation_id
+            elif kind == "websocket.accept":
+                status_code = 101
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+                    ],
+                }
+            elif kind == "websocket.close" and status_code == 500:
+                status_code = 403  # closed before accepting: the server answers 403
             await send(message)
 
         start = time.perf_counter()
@@ -81,14 +111,63 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 access_log.info(
-                    "request",
-                    method=scope.get("method"),
+                    "websocket" if websocket else "request",
+                    method="GET" if websocket else scope.get("method"),
                     path=scope.get("path"),
                     status=status_code,
                     duration_ms=round((time.perf_counter() - start) * 1000, 2),
                     client_ip=client_ip,
                     user_id=state.get("user_id"),
                 )
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    """Whether `origin` (scheme://host[:port]) names the host the upgrade was sent to."""
+    scheme, _, rest = origin.partition("://")
+    if not rest or host is None:
+        return False
+    default = {"http": "80", "https": "443"}.get(scheme.lower())
+    if default is None:
+        return False
+
+    def normal(authority: str) -> str:
+        authority = authority.lower()
+        if authority.endswith(f":{default}"):
+            authority = authority[: -len(default) - 1]
+        return authority
+
+    return normal(rest) == normal(host)
+
+
+class WebSocketOriginMiddleware:
+    """Refuse WebSocket upgrades from web pages of other sites (cross-site WebSocket
+    hijacking): the `Origin` must be the service's own, or one of CORS_ORIGINS.
+
+    Browsers always send `Origin` on a WebSocket; a client without one is not a browser
+    page and is judged by its credentials alone. The refusal is a 403 problem on the
+    upgrade, before any route (or credential check) runs.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.any_origin = "*" in allowed_origins
+        self.allowed = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if origin is not None and not self.allows(origin, headers.get("host")):
+                error = OriginNotAllowed(
+                    "WebSockets may only be opened from this site or from CORS_ORIGINS."
+                )
+                await error_response(scope, error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def allows(self, origin: str, host: str | None) -> bool:
+        origin = origin.strip().rstrip("/").lower()
+        return self.any_origin or origin in self.allowed or _same_origin(origin, host)
 
 
 class ErrorBoundaryMiddleware:
@@ -104,6 +183,9 @@ class ErrorBoundaryMiddleware:
         self.expose_errors = expose_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -121,21 +203,42 @@ class ErrorBoundaryMiddleware:
             log.exception("request.unhandled_exception", path=scope.get("path"))
             if response_started:
                 raise
-            extra: dict[str, object] = {}
-            if self.expose_errors:
-                extra = {
-                    "exception": type(exc).__name__,
-                    "traceback": traceback.format_exception(exc),
-                }
-            response = problem_response(
-                scope,
-                status=500,
-                code="internal_error",
-                title="Internal Server Error",
-                detail="An unexpected error occurred. Quote the correlation id when reporting it.",
-                extra=extra,
-            )
-            await response(scope, receive, send)
+            await self._problem(scope, exc)(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Before the handshake a crash is a 500 denial; after it, a 1011 close."""
+        phase = "handshake"
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal phase
+            if message["type"] in ("websocket.accept", "websocket.http.response.start"):
+                phase = "open"
+            elif message["type"] == "websocket.close":
+                phase = "closed"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("websocket.unhandled_exception", path=scope.get("path"))
+            if phase == "handshake":
+                await self._problem(scope, exc)(scope, receive, send)
+            elif phase == "open":
+                with contextlib.suppress(Exception):  # the peer may be gone already
+                    await send({"type": "websocket.close", "code": 1011, "reason": ""})
+
+    def _problem(self, scope: Scope, exc: Exception) -> Response:
+        extra: dict[str, object] = {}
+        if self.expose_errors:
+            extra = {"exception": type(exc).__name__, "traceback": traceback.format_exception(exc)}
+        return problem_response(
+            scope,
+            status=500,
+            code="internal_error",
+            title="Internal Server Error",
+            detail="An unexpected error occurred. Quote the correlation id when reporting it.",
+            extra=extra,
+        )
 
 
 class SecurityHeadersMiddleware:
@@ -164,12 +267,12 @@ class SecurityHeadersMiddleware:
             self.defaults["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 headers = MutableHeaders(scope=message)
                 for name, value in self.defaults.items():
                     if name not in headers:

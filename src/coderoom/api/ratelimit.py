@@ -106,10 +106,11 @@ class RateLimitMiddleware:
         self.fail_closed = fail_closed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
+        # A WebSocket upgrade is a GET and counts like one (it is refused with a 429 denial).
+        method, path = scope.get("method", "GET"), scope["path"]
         applicable = [rule for rule in self.rules if rule.covers(method, path)]
         if not applicable:
             await self.app(scope, receive, send)

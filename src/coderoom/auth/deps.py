@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from coderoom.auth import apikeys, service
 from coderoom.auth.errors import AdminRequired, ApiKeyNotAllowed, InvalidToken
@@ -40,8 +41,9 @@ OUTSIDE_SCOPE = (
 )
 
 
-def get_auth_config(request: Request) -> AuthConfig:
-    config = request.app.state.coderoom.auth
+def get_auth_config(connection: HTTPConnection) -> AuthConfig:
+    """Also usable by WebSocket routes (an HTTPConnection, not a Request)."""
+    config = connection.app.state.coderoom.auth
     assert isinstance(config, AuthConfig)
     return config
 

@@ -19,7 +19,9 @@ from coderoom.auth.schemas import (
     RegistrationInfo,
     TokenPair,
     UserRead,
+    WebSocketTicket,
 )
+from coderoom.auth.tickets import TICKET_SECONDS
 from coderoom.infra.dbdeps import DbSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -60,6 +62,14 @@ async def logout(data: RefreshRequest, db: DbSession) -> Response:
 async def me(user: CurrentUser) -> UserRead:
     """The signed-in user."""
     return UserRead.model_validate(user)
+
+
+@router.post("/ws-tickets", status_code=status.HTTP_201_CREATED, response_model=WebSocketTicket)
+async def create_ws_ticket(user: CurrentUser, config: AuthConfigDep) -> WebSocketTicket:
+    """A ticket to open one WebSocket as yourself: single-use, valid for 30 seconds.
+    Browsers cannot send `Authorization` on a WebSocket; they send this instead."""
+    ticket = await config.tickets.issue(user.id)
+    return WebSocketTicket(ticket=ticket, expires_in=TICKET_SECONDS)
 
 
 @router.get("/registration", response_model=RegistrationInfo)

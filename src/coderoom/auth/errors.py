@@ -6,6 +6,7 @@ from coderoom.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ServiceUnavailableError,
     ValidationError,
 )
 
@@ -30,6 +31,19 @@ class InvalidCredentials(AuthenticationError):
 
 class InvalidToken(AuthenticationError):
     code = "invalid_token"
+
+
+class InvalidTicket(AuthenticationError):
+    """A WebSocket ticket that is unknown, already used or expired."""
+
+    code = "invalid_ticket"
+
+
+class TicketsUnavailable(ServiceUnavailableError):
+    code = "tickets_unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
 
 
 class RefreshTokenReused(AuthenticationError):

@@ -58,6 +58,15 @@ class TokenPair(BaseModel):
     expires_in: int = Field(description="Seconds until the access token expires.")
 
 
+class WebSocketTicket(BaseModel):
+    """A single-use credential for opening one WebSocket (see docs/API.md, WebSockets)."""
+
+    ticket: str = Field(
+        description="Pass as the subprotocol `coderoom.ticket.<ticket>` or as `?ticket=`."
+    )
+    expires_in: int = Field(description="Seconds the ticket stays valid if unused.")
+
+
 class RegistrationInfo(BaseModel):
     mode: Literal["open", "invite-only", "closed"]
 

@@ -35,6 +35,7 @@ from coderoom.auth.models import RefreshToken, User
 from coderoom.auth.passwords import PasswordHasher, password_problems
 from coderoom.auth.principal import Principal, PrincipalCache, Revocations
 from coderoom.auth.schemas import LoginRequest, RegisterRequest, TokenPair, UserRead
+from coderoom.auth.tickets import MemoryTickets, TicketStore
 from coderoom.auth.tokens import AccessClaims, TokenCodec, hash_token, new_refresh_token
 from coderoom.config import Registration, Settings
 from coderoom.core.errors import ServiceUnavailableError
@@ -56,12 +57,18 @@ class AuthConfig:
     fail_closed: bool
     cache: PrincipalCache
     revocations: Revocations
+    tickets: TicketStore
     registration: Registration = Registration.OPEN
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, limiter: RateLimiter, broadcast: Broadcast | None = None
+        cls,
+        settings: Settings,
+        limiter: RateLimiter,
+        broadcast: Broadcast | None = None,
+        tickets: TicketStore | None = None,
     ) -> AuthConfig:
+        """`tickets`: shared WebSocket tickets (Redis); this process's memory by default."""
         cache = PrincipalCache(settings.auth_cache_seconds)
         return cls(
             hasher=PasswordHasher(
@@ -80,6 +87,7 @@ class AuthConfig:
             fail_closed=settings.rate_limit_fail_closed,
             cache=cache,
             revocations=Revocations(cache, broadcast),
+            tickets=tickets or MemoryTickets(),
             registration=settings.registration,
         )
 

@@ -8,6 +8,7 @@ What ends up in Redis, for the prefix `P`:
 - rate-limit counters: `P:ratelimit:…` (the `limits` library appends its own parts);
 - the execution queue: SAQ's keys `saq:P:executions:…` and `saq:job:P:executions:…` (SAQ
   puts its own `saq:` first and the queue name second) and its channels `saq:job:P:executions:…`;
+- WebSocket tickets: `P:ws-ticket:<sha256>` (30 s each, see auth/tickets.py);
 - our own channels: `P:auth:invalidate` (principal cache eviction, see auth/principal.py);
 - live executions (infra/eventlog.py): the Streams `P:executions:<id>:events` (a run's
   events), `P:executions:<id>:control` (stdin, signals and cancel for the worker running

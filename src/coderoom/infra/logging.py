@@ -112,6 +112,20 @@ def final_processors(fmt: Literal["json", "console"]) -> list[Any]:
     return [tracebacks, _scrub, Bounded(renderer, MAX_LINE_BYTES)]
 
 
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn logs each WebSocket with its query string (`"WebSocket /path?ticket=…"
+    [accepted]`); a ticket may be in it. Keep the path, drop the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and '"WebSocket %s"' in record.msg and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in args
+            )
+        return True
+
+
 def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
     """Route structlog and stdlib logging through one renderer. Safe to call more than once."""
     logging.config.dictConfig(
@@ -128,7 +142,14 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
                     ],
                 }
             },
-            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "filters": {"no_query": {"()": WithoutQueryStrings}},
+            "handlers": {
+                "default": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "structlog",
+                    "filters": ["no_query"],
+                }
+            },
             "root": {"handlers": ["default"], "level": level},
             "loggers": {
                 # We write our own access log line with more context than uvicorn's.
