@@ -163,7 +163,6 @@ async def run_execution(
             publisher = live.publisher(
                 execution_id, session_id=taken.session_id, created_by=taken.created_by
             )
-            publisher.status("running")
             steering = asyncio.create_task(live.steer_run(execution_id, control))
         try:
             result = await engine.run(

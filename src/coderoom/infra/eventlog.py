@@ -222,6 +222,7 @@ class _Relay:
     tail: Tail
     task: asyncio.Task[None]
     readers: int = 0
+    stopped: bool = False
 
 
 class RedisLogs:
@@ -303,7 +304,8 @@ class RedisLogs:
         relay = self._relays.get(key)
         if relay is None:
             tail = Tail(self.maxlen)
-            relay = _Relay(tail, asyncio.create_task(self._relay(key, tail)))
+            relay = _Relay(tail, asyncio.create_task(asyncio.sleep(0)))
+            relay.task = asyncio.create_task(self._relay(key, relay))
             self._relays[key] = relay
         relay.readers += 1
         try:
@@ -315,13 +317,15 @@ class RedisLogs:
             relay.readers -= 1
             if relay.readers == 0 and self._relays.get(key) is relay:
                 del self._relays[key]
+                # Not awaited: redis-py can swallow a cancel that lands as a blocking read
+                # returns; `stopped` ends the loop at its next turn then.
+                relay.stopped = True
                 relay.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay.task
 
-    async def _relay(self, key: str, tail: Tail) -> None:
+    async def _relay(self, key: str, relay: _Relay) -> None:
+        tail = relay.tail
         last = "0-0"
-        while True:
+        while not relay.stopped:
             try:
                 block = BLOCK_MS if tail.loaded.is_set() else None
                 found: Any = await self.redis.xread({key: last}, count=1000, block=block)
@@ -342,12 +346,16 @@ class RedisLogs:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.flush()
-        tasks = [r.task for r in self._relays.values()]
+        tasks: list[asyncio.Task[None]] = []
+        for relay in self._relays.values():
+            relay.stopped = True
+            tasks.append(relay.task)
         if self._writer is not None:
             tasks.append(self._writer)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=BLOCK_MS / 1000 + 1)
         self._relays.clear()
 
 
