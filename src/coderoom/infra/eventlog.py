@@ -288,7 +288,7 @@ class RedisLogs:
                         if fields is None:
                             pipe.expire(key, int(self.retain_seconds))
                         else:
-                            pipe.xadd(key, dict(fields), maxlen=self.maxlen, approximate=True)
+                            pipe.xadd(key, dict(fields), maxlen=self.maxlen, approximate=False)
                     await pipe.execute()
             except (RedisError, OSError) as exc:
                 # Lost, not retried: readers fall back to the stored result.
