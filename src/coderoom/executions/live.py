@@ -54,6 +54,11 @@ class LiveEvent:
     id: str | None  # None: not resumable (a `lagged` notice)
     kind: EventKind
     data: dict[str, Any]
+    raw: str | None = None  # `data` as JSON, when known
+
+    @property
+    def json(self) -> str:
+        return self.raw if self.raw is not None else json.dumps(self.data, separators=(",", ":"))
 
     @property
     def final(self) -> bool:
@@ -61,10 +66,19 @@ class LiveEvent:
 
 
 def _event(entry: Entry) -> LiveEvent:
-    data = json.loads(entry.fields.get("data", "{}"))
-    if "execution" in entry.fields:  # a session's log names the run of each event
-        data["execution_id"] = entry.fields["execution"]
-    return LiveEvent(entry.id, EventKind(entry.fields["event"]), data)
+    """The entry as an event, parsed once however many readers it has."""
+    event = entry.memo.get("event")
+    if event is None:
+        raw = entry.fields.get("data", "{}")
+        data = json.loads(raw)
+        if "execution" in entry.fields:  # a session's log names the run of each event
+            data["execution_id"] = entry.fields["execution"]
+            raw = json.dumps(data, separators=(",", ":"))
+        event = entry.memo["event"] = LiveEvent(
+            entry.id, EventKind(entry.fields["event"]), data, raw
+        )
+    assert isinstance(event, LiveEvent)
+    return event
 
 
 def _lagged(missed: int | None) -> LiveEvent:

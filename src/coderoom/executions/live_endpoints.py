@@ -78,9 +78,7 @@ def _after(last_event_id: str | None) -> str | None:
 
 
 def sse(event: LiveEvent) -> ServerSentEvent:
-    return ServerSentEvent(
-        data=json.dumps(event.data, separators=(",", ":")), event=event.kind.value, id=event.id
-    )
+    return ServerSentEvent(data=event.json, event=event.kind.value, id=event.id)
 
 
 def stored_events(executions: ExecutionsContext, execution_id: uuid.UUID) -> Any:

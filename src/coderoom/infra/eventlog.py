@@ -54,6 +54,8 @@ def parse_id(text: str) -> tuple[int, int]:
 class Entry:
     id: str
     fields: Fields
+    #: What readers made of it, made once per process however many read it.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
