@@ -123,6 +123,8 @@ async def watch(
                 for line in event.data["data"].splitlines():
                     lat.append((now - int(line)) / 1e6)
             elif event.event == "result":
+                result = event.data
+                assert result["status"] == "succeeded", (result["status"], result["message"])
                 return
 
 

@@ -78,7 +78,7 @@ def _after(last_event_id: str | None) -> str | None:
 
 
 def sse(event: LiveEvent) -> ServerSentEvent:
-    return ServerSentEvent(data=event.json, event=event.kind.value, id=event.id)
+    return ServerSentEvent(data=event.json, event=event.kind.value, id=event.id, sep="\n")
 
 
 def stored_events(executions: ExecutionsContext, execution_id: uuid.UUID) -> Any:
@@ -114,6 +114,7 @@ def _response(
     return EventSourceResponse(
         _bounded(events, executions, slot),
         headers=SSE_HEADERS,
+        sep="\n",  # what line-based tools (grep, read) expect; EventSource takes any
         ping=executions.streams.keepalive_seconds,
         # A reader that takes no data for this long is gone (or hopeless): end it.
         send_timeout=executions.streams.idle_seconds,

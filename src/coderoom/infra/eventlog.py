@@ -122,8 +122,11 @@ async def follow(
         waiting = tail.changed
         entries, contiguous = tail.after(position)
         if not contiguous:
-            yield Lagged(None)
-            last_n = None
+            first_n = int(entries[0].fields.get("n", "0")) if entries else 0
+            if last_n is None or not first_n:  # how many is not known: say so
+                yield Lagged(None)
+                last_n = None
+            # else the numbering below counts what fell out of the window
         for entry in entries:
             position = parse_id(entry.id)
             n = int(entry.fields.get("n", "0"))
