@@ -8,6 +8,7 @@ event and every keystroke crosses processes). Waits are for events the program c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from coderoom import migrations
 from tests.conftest import make_settings
@@ -33,6 +35,7 @@ COMMON_ENV = {
     "ARGON2_TIME_COST": "1",
     "EXECUTION_MAX_ACTIVE_PER_USER": "50",
     "STREAM_MAX_ENTRIES": "64",  # small, so the slow-reader and late-replay cases trim
+    "STREAM_MAX_CONNECTIONS_PER_USER": "3",
     "WORKER_HEARTBEAT_SECONDS": "2",
     "WORKER_SWEEP_SECONDS": "1",
     "WORKER_CONCURRENCY": "4",
@@ -439,3 +442,31 @@ async def test_a_late_subscriber_to_a_trimmed_log_is_told_it_lagged(
     assert events[0].event == "lagged"  # the first entries are gone (64 kept)
     assert events[-1].data == done
     assert done["stdout"].endswith(text_of(events))
+
+
+async def test_live_connections_per_user_are_capped(api: Api, http: httpx.AsyncClient) -> None:
+    user = await sign_up(http)
+    eid = (await run(http, user, "input()\nprint('done')\n", interactive=True))["id"]
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(3):
+            held = await streams.enter_async_context(
+                http.stream("GET", events_url(eid), headers=user)
+            )
+            assert held.status_code == 200
+        refused = await http.get(events_url(eid), headers=user)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "too_many_streams"
+    # The three are closed: a slot is free again (the server notices each disconnect).
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                ws = await attach(api, eid, user)
+                break
+            except InvalidStatus as exc:  # 429 until the server has seen them go
+                if exc.response.status_code != 429:
+                    raise
+                await asyncio.sleep(0.05)
+    async with ws:
+        await ws.send(json.dumps({"type": "stdin", "data": "\n"}))
+        seen: list[dict[str, Any]] = []
+        assert (await until_result(ws, seen))["stdout"] == "done\n"
