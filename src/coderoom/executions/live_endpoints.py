@@ -17,7 +17,7 @@ import contextlib
 import json
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect
@@ -95,21 +95,25 @@ def stored_events(executions: ExecutionsContext, execution_id: uuid.UUID) -> Any
 
 
 async def _bounded(
-    events: AsyncIterator[ServerSentEvent], executions: ExecutionsContext, slot: Slot
+    events: AsyncGenerator[ServerSentEvent, None], executions: ExecutionsContext, slot: Slot
 ) -> AsyncIterator[ServerSentEvent]:
     """End the stream at the connection's maximum time; give the slot back at the end."""
+    deadline = asyncio.get_running_loop().time() + executions.streams.max_seconds
     try:
-        async with asyncio.timeout(executions.streams.max_seconds):
-            async for event in events:
-                yield event
-    except TimeoutError:
-        return
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):  # around the wait only, not the send
+                    event = await anext(events)
+            except (StopAsyncIteration, TimeoutError):
+                return
+            yield event
     finally:
         slot.release()
+        await events.aclose()  # now, not when collected: the log's relay stops with it
 
 
 def _response(
-    events: AsyncIterator[ServerSentEvent], executions: ExecutionsContext, slot: Slot
+    events: AsyncGenerator[ServerSentEvent, None], executions: ExecutionsContext, slot: Slot
 ) -> EventSourceResponse:
     return EventSourceResponse(
         _bounded(events, executions, slot),
@@ -147,7 +151,7 @@ async def execution_events(
     live = _live(executions)
     idle = executions.streams.idle_seconds
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncGenerator[ServerSentEvent, None]:
         async for event in live.events(
             execution_id,
             after=after,
@@ -180,7 +184,7 @@ async def session_events(
     live = _live(executions)
     idle = executions.streams.idle_seconds
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncGenerator[ServerSentEvent, None]:
         async for event in live.session_events(session_id, after=after, idle=idle):
             if event is None:
                 return  # idle: the client reconnects with Last-Event-ID when it wants more
