@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run runtimes runtimes-default migrate test check lint format typecheck pytest \
+.PHONY: install web test-browser run runtimes runtimes-default migrate test check lint format typecheck pytest \
 	conformance bench-languages test-faults bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
@@ -12,6 +12,22 @@ $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The web app (web/): built by Vite into web/dist, which the API serves at /. Rebuilt only
+# when its sources or lock file changed (the stamp); `npm ci` only when the lock did.
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
+	web/vite.config.ts web/tsconfig.json web/package.json
+WEB_STAMP := web/.build-stamp
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_STAMP): web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build
+	@touch $@
+
+web: $(WEB_STAMP)
 
 # The small default set of language runtimes (python, javascript, c, cpp, bash): quick to
 # install, so a first `make run` stays quick. Without root it prints the apt-get command and
@@ -24,15 +40,16 @@ runtimes: install
 	$(BIN)/coderoom runtimes install --all
 
 # Listens on 127.0.0.1 unless HOST is set (in the environment or .env): see README.
-run: runtimes-default
+run: runtimes-default web
 	$(BIN)/coderoom migrate
 	$(BIN)/coderoom serve
 
 migrate: install
 	$(BIN)/coderoom migrate
 
-# Everything CI runs: lint, types, import contracts, the suite, then the fault suite.
-test: check pytest test-faults
+# Everything CI runs: lint, types, import contracts, the suite, the browser tests, then the
+# fault suite.
+test: check pytest test-browser test-faults
 
 check: lint typecheck
 
@@ -45,7 +62,12 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m "not faults and not browser"
+
+# The web app end to end: headless Debian chromium driven by Playwright against a real
+# `coderoom serve` (tests/browser).
+test-browser: install web
+	$(BIN)/pytest -m browser
 
 # The standing fault suite: a deployment of real processes on private PostgreSQL and Redis,
 # under load, with one fault at a time; what it measured goes to .fault-report.jsonl.

@@ -10,7 +10,10 @@ PYTHON=${PYTHON:-python3.11}
 # System packages the service and its tests use.
 # bubblewrap and libseccomp2 are the sandbox; without them no code runs. gcc (with the C
 # library's headers) also builds the sandbox launcher.
-APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2)
+# nodejs and npm build the web app (web/); chromium and chromium-driver run its browser
+# tests (Playwright drives the system chromium; no browser is downloaded).
+APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2 nodejs npm chromium
+  chromium-driver)
 
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
@@ -20,6 +23,10 @@ fi
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -47,4 +54,8 @@ fi
   -c constraints.txt -e '.[dev]'
 # The sandbox launcher is a small C program (see src/coderoom/sandbox/launcher.c).
 "$VENV/bin/python" -c "from coderoom.sandbox.launcher import ensure_built; ensure_built()"
+# The web app's locked npm dependencies (the build itself is `make web`).
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund)
+fi
 echo "bootstrap: ready"

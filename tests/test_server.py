@@ -47,6 +47,25 @@ def test_sigterm_lets_an_in_flight_request_finish(server: Server) -> None:
     assert '"event": "app.stopped"' in log  # the lifespan closed the pool and Redis
 
 
+def test_a_zero_grace_period_stops_at_once_instead_of_waiting_forever(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    server = Server(tmp_path, sqlite_url, SHUTDOWN_GRACE_SECONDS="0")
+    try:
+        wait_until(server.ready)
+        caller = threading.Thread(
+            target=lambda: httpx.get(f"{server.url}/api/v1/_test/slow", timeout=60)
+        )
+        caller.daemon = True
+        caller.start()
+        wait_until((server.control / "entered").exists)
+        server.process.send_signal(signal.SIGTERM)
+        # Never released: with "wait forever" the process would still be running.
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        server.stop()
+
+
 def test_real_responses_leak_no_server_version(server: Server) -> None:
     response = httpx.get(f"{server.url}/api/v1/health")
     assert response.status_code == 200

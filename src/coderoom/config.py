@@ -178,6 +178,8 @@ class Settings(BaseSettings):
     )
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     content_security_policy: str = DEFAULT_CSP
+    # The built web app (`npm run build` in web/); unset: web/dist of this checkout.
+    web_dist_dir: Path | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None

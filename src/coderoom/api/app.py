@@ -26,6 +26,7 @@ from coderoom.api.middleware import (
 )
 from coderoom.api.ratelimit import RateLimitMiddleware, rules_from_settings
 from coderoom.api.state import AppState
+from coderoom.api.webapp import install_webapp
 from coderoom.auth import admin_endpoints
 from coderoom.auth import endpoints as auth_endpoints
 from coderoom.auth.service import AuthConfig
@@ -177,6 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api)
     app.include_router(metrics_endpoint.router)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
+    install_webapp(app, dist=settings.web_dist_dir)  # last: its page fallback matches late
     install_error_handlers(app)
 
     # Added innermost first: each add_middleware wraps what is already there.

@@ -22,6 +22,12 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
+REFRESH_COOKIE_DESCRIPTION = (
+    "Browsers: set the refresh token as an httpOnly SameSite=Strict cookie scoped to "
+    "/api/v1/auth instead of returning it in the body (`refresh_token` is then null)."
+)
+
+
 class RegisterRequest(BaseModel):
     email: Identifier = Field(max_length=320, examples=["ada@example.com"])
     password: SecretText = Field(min_length=8, max_length=128)
@@ -32,6 +38,7 @@ class RegisterRequest(BaseModel):
         max_length=512,
         description="A sign-up invite token; required when REGISTRATION=invite-only.",
     )
+    refresh_cookie: bool = Field(default=False, description=REFRESH_COOKIE_DESCRIPTION)
 
     @field_validator("display_name")
     @classmethod
@@ -44,16 +51,24 @@ class RegisterRequest(BaseModel):
 class LoginRequest(BaseModel):
     email: Identifier = Field(max_length=320)
     password: SecretText = Field(min_length=1, max_length=1024)
+    refresh_cookie: bool = Field(default=False, description=REFRESH_COOKIE_DESCRIPTION)
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: SecretText = Field(min_length=1, max_length=512)
+    refresh_token: SecretText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Omit it to use the refresh cookie set by `refresh_cookie: true`.",
+    )
 
 
 class TokenPair(BaseModel):
     user: UserRead
     access_token: str
-    refresh_token: str
+    refresh_token: str | None = Field(
+        description="Null when it was set as the refresh cookie instead (`refresh_cookie`)."
+    )
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a scheme name, not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")
 

@@ -80,7 +80,8 @@ def _serve(settings: Settings, factory: str) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,  # we read X-Forwarded-For ourselves, trusting TRUSTED_PROXIES
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        # 0 means "do not wait for in-flight requests", not "wait forever" (uvicorn's None).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
         lifespan="on",
     )
 

@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from coderoom.core.errors import ValidationError
 
@@ -26,8 +26,12 @@ class Cursor:
         try:
             padded = value + "=" * (-len(value) % 4)
             at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            return cls(at=datetime.fromisoformat(at), id=uuid.UUID(ident))
-        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+            moment = datetime.fromisoformat(at)
+            if moment.tzinfo is None:  # we only ever issue aware times: this one is forged
+                raise ValueError("naive cursor time")
+            # In UTC here, so an out-of-range offset fails now, not in the database driver.
+            return cls(at=moment.astimezone(UTC), id=uuid.UUID(ident))
+        except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
             raise ValidationError(
                 "The cursor is not valid.",
                 errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}],

@@ -71,6 +71,7 @@ SecretText = Annotated[
     str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "secret"})
 ]
 #: Machine-readable values with their own validation (emails, language ids, cursors).
+#: NUL is refused: no identifier holds one, and PostgreSQL text cannot store or compare it.
 Identifier = Annotated[
-    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "identifier"})
+    str, AfterValidator(_no_nul), Field(json_schema_extra={"x-text-kind": "identifier"})
 ]

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.core.pagination import Cursor
@@ -20,6 +20,18 @@ QUEUED, RUNNING = ExecutionStatus.QUEUED, ExecutionStatus.RUNNING
 
 async def get(db: AsyncSession, execution_id: uuid.UUID) -> Execution | None:
     return await db.get(Execution, execution_id)
+
+
+async def lock_admissions(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise this user's admissions until the transaction ends, so counting their active
+    executions and inserting one is atomic (else concurrent requests all see room under the
+    cap). PostgreSQL: a transaction-scoped advisory lock on the user. SQLite: every write
+    transaction is already serialised (BEGIN IMMEDIATE), nothing to do."""
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"coderoom:admit:{user_id}"},
+        )
 
 
 async def count_active(db: AsyncSession, user_id: uuid.UUID) -> int:

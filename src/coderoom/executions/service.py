@@ -247,6 +247,7 @@ def _program(
 async def _admit(
     db: AsyncSession, policy: ExecutionPolicy, backend: ExecutionBackend, user: User
 ) -> Placement:
+    await repository.lock_admissions(db, user.id)
     if await repository.count_active(db, user.id) >= policy.max_active_per_user:
         raise ExecutionQuotaExceeded(
             f"You already have {policy.max_active_per_user} executions queued or running; "

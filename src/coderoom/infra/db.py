@@ -187,7 +187,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         database = url.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        # hide_parameters: SQLAlchemy puts bound values (program source, stdin, hashes) into
+        # its exceptions' text, and so into any log line or Sentry event that quotes one.
+        engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
@@ -203,6 +205,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.database_pool_recycle_seconds,
         pool_timeout=settings.database_pool_timeout_seconds,
         connect_args=connect_args,
+        hide_parameters=True,
     )
 
 

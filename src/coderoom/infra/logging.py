@@ -112,11 +112,21 @@ def final_processors(fmt: Literal["json", "console"]) -> list[Any]:
     return [tracebacks, _scrub, Bounded(renderer, MAX_LINE_BYTES)]
 
 
+#: Libraries that log what they carry at DEBUG: statement parameters (program source,
+#: stdin, password hashes) and raw WebSocket handshakes (tickets, Authorization). They
+#: stay at INFO whatever LOG_LEVEL says.
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "websockets", "wsproto", "sqlalchemy.engine")
+
+
 class WithoutQueryStrings(logging.Filter):
     """uvicorn logs each WebSocket with its query string (`"WebSocket /path?ticket=…"
-    [accepted]`); a ticket may be in it. Keep the path, drop the query."""
+    [accepted]`); a ticket may be in it. Keep the path, drop the query. At DEBUG, uvicorn
+    also hands its logger to the websockets library, which logs the raw handshake (`< GET
+    /path?ticket=…`, `< authorization: …`): those lines are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg[:2] in ("< ", "> "):
+            return False
         if isinstance(record.msg, str) and '"WebSocket %s"' in record.msg and record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             record.args = tuple(
@@ -124,6 +134,10 @@ class WithoutQueryStrings(logging.Filter):
                 for arg in args
             )
         return True
+
+
+def _at_least_info(level: str) -> str:
+    return level if logging.getLevelName(level) >= logging.INFO else "INFO"
 
 
 def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
@@ -156,6 +170,11 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
                 "uvicorn.access": {"handlers": [], "propagate": False},
                 "uvicorn.error": {"level": level},
                 "sqlalchemy.engine": {"level": "WARNING"},
+                **{
+                    name: {"level": _at_least_info(level)}
+                    for name in QUIET_LIBRARIES
+                    if name != "sqlalchemy.engine"
+                },
             },
         }
     )

@@ -67,6 +67,10 @@ _URL_CREDENTIALS = re.compile(
     r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/\s:@]{0,256}(:[^/\s@]{0,256})?@"
 )
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+# API keys (crk_), WebSocket tickets (wst_, also inside the coderoom.ticket. subprotocol) and
+# whatever follows "Bearer" (a refresh token has no recognisable shape of its own).
+_PREFIXED_SECRET = re.compile(r"\b(?:crk|wst)_[A-Za-z0-9_-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
 
 
 def secret_name(name: str) -> bool:
@@ -76,6 +80,8 @@ def secret_name(name: str) -> bool:
 
 def scrub_text(text: str) -> str:
     text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{FILTERED}@", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
+    text = _PREFIXED_SECRET.sub(FILTERED, text)
     return _JWT.sub(FILTERED, text)
 
 

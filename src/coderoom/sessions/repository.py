@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.core.pagination import Cursor
@@ -15,6 +17,23 @@ from coderoom.sessions.models import CodingSession, Invite, Participant
 
 async def get(db: AsyncSession, session_id: uuid.UUID) -> CodingSession | None:
     return await db.get(CodingSession, session_id)
+
+
+async def add_participant(
+    db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, *, role: str, now: datetime
+) -> bool:
+    """Insert the participant unless they already are one; True if this call added them.
+
+    One statement (INSERT … ON CONFLICT DO NOTHING), so two joins of one user racing each
+    other cannot both insert: the second waits for the first and then does nothing."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(Participant)
+        .values(session_id=session_id, user_id=user_id, role=role, joined_at=now)
+        .on_conflict_do_nothing(index_elements=["session_id", "user_id"])
+    )
+    result = await db.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def get_participant(

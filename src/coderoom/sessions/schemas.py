@@ -38,6 +38,7 @@ class SessionUpdate(BaseModel):
     base_version: int | None = Field(
         default=None,
         ge=1,
+        le=2**31 - 1,  # the column is a 32-bit integer
         description="Reject the update (409) unless this is the current version.",
     )
 

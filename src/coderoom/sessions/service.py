@@ -252,9 +252,12 @@ async def join(db: AsyncSession, *, user: User, token: str) -> SessionRead:
     if await repository.get_participant(db, session.id, user.id) is not None:
         return await render_one(db, session)
     now = _now()
+    # Participant first, then the use: a join that lost a race with the same user's other
+    # join adds nothing and spends nothing; a used-up invite rolls the insert back.
+    if not await repository.add_participant(db, session.id, user.id, role=invite.role, now=now):
+        return await render_one(db, session)
     if not await repository.consume_invite(db, invite.id, now=now):
         raise InviteGone("This invite has expired, been revoked or been used up.")
-    db.add(Participant(session_id=session.id, user_id=user.id, role=invite.role, joined_at=now))
     await repository.touch(db, session.id, now=now)
     await db.flush()
     await db.refresh(session)
