@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install web test-browser run runtimes runtimes-default migrate test check lint format typecheck pytest \
 	conformance bench-languages test-faults bench soak lock clean
 
-$(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh
+$(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh tests/support/node/package-lock.json
 	VENV=$(VENV) bash scripts/bootstrap.sh
 	@touch $(STAMP)
 

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.conftest import make_settings  # noqa: E402
 from tests.support.cluster import Api, Proc, RedisServer, Worker  # noqa: E402
-from tests.support.sse import sse_events  # noqa: E402
 from tests.support.services import create_postgres_database, drop_postgres_database  # noqa: E402
+from tests.support.sse import sse_events  # noqa: E402
 
 from coderoom import migrations  # noqa: E402
 

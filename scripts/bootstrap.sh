@@ -52,6 +52,13 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   -c constraints.txt -e '.[dev]'
+# The stock Yjs clients and the reference y-websocket server that tests/live and
+# bench/live.py run, exactly as locked.
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/support/node && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "bootstrap: npm not found; tests/live/test_stock_client.py and bench/live.py need it" >&2
+fi
 # The sandbox launcher is a small C program (see src/coderoom/sandbox/launcher.c).
 "$VENV/bin/python" -c "from coderoom.sandbox.launcher import ensure_built; ensure_built()"
 # The web app's locked npm dependencies (the build itself is `make web`).

@@ -35,6 +35,7 @@ TABLES = {
     "executions",
     "api_keys",
     "signup_invites",
+    "live_updates",
 }
 
 

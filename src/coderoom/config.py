@@ -203,6 +203,18 @@ class Settings(BaseSettings):
     execution_max_active_per_user: int = Field(default=4, ge=1)
     execution_max_source_bytes: int = Field(default=256 * 1024, ge=1024)
 
+    # Live sessions (docs/API.md "Live editing"): caps per file, per document, per message,
+    # per connection's update rate, and on connections per user and per session.
+    live_max_file_bytes: int = Field(default=256 * 1024, ge=1024)
+    live_max_document_bytes: int = Field(default=1024 * 1024, ge=1024)
+    live_max_message_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    live_updates_per_second: float = Field(default=50.0, gt=0)
+    live_update_burst: int = Field(default=200, ge=1)
+    live_max_connections_per_user: int = Field(default=16, ge=1)
+    live_max_connections_per_session: int = Field(default=64, ge=1)
+    live_idle_seconds: float = Field(default=30.0, gt=0)
+    live_compact_every: int = Field(default=500, ge=2)
+
     # Live executions (docs/API.md "Live executions"): each run's events are kept in a
     # bounded log (a Redis Stream with REDIS_URL) for a while after the run ends.
     stream_max_entries: int = Field(default=4096, ge=16, le=1_000_000)

@@ -22,8 +22,8 @@ from websockets.exceptions import InvalidStatus
 from coderoom import migrations
 from tests.conftest import make_settings
 from tests.support.cluster import Api, Proc, RedisServer, Worker
-from tests.support.sse import Sse, collect, sse_events, text_of
 from tests.support.services import create_postgres_database, drop_postgres_database
+from tests.support.sse import Sse, collect, sse_events, text_of
 
 pytestmark = pytest.mark.server
 

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
 from coderoom import __version__, bootstrap
@@ -33,7 +35,7 @@ from coderoom.auth.service import AuthConfig
 from coderoom.auth.tickets import RedisTickets
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
-from coderoom.executions import live_endpoints
+from coderoom.executions import live_endpoints as execution_live_endpoints
 from coderoom.executions.deps import ConnectionSlots, ExecutionsContext, StreamPolicy
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import metrics
@@ -43,6 +45,13 @@ from coderoom.infra.db import DatabaseUnavailable
 from coderoom.infra.keys import RedisNames
 from coderoom.infra.lifecycle import Shutdown
 from coderoom.infra.ratelimit import Quota
+from coderoom.live import endpoints as live_endpoints
+from coderoom.live.bus import Bus, LocalBus, RedisBus
+from coderoom.live.documents import LiveDocuments
+from coderoom.live.hub import Hub
+from coderoom.live.limits import LiveLimits
+from coderoom.live.presence import Presence
+from coderoom.sandbox import LanguageRegistry
 from coderoom.sessions import endpoints as sessions_endpoints
 from coderoom.worker.main import run_worker
 
@@ -94,6 +103,8 @@ async def _serve(
     tickets = RedisTickets(redis, names.key("ws-ticket")) if redis else None
     auth = AuthConfig.from_settings(settings, services.rate_limiter, revocations, tickets)
     await auth.revocations.start()
+    live = _live_hub(settings, database.sessionmaker, redis, names, languages)
+    documents = LiveDocuments(live, live.entry_name)
     app.state.coderoom = AppState(
         settings=settings,
         engine=database.engine,
@@ -112,6 +123,7 @@ async def _serve(
             sessionmaker=database.sessionmaker,
             wait_seconds=settings.execution_wait_seconds,
             shutdown=shutdown,
+            documents=documents,
             live=services.live,
             streams=StreamPolicy(
                 idle_seconds=settings.stream_idle_seconds,
@@ -122,8 +134,11 @@ async def _serve(
             slots=ConnectionSlots(settings.stream_max_connections_per_user),
         ),
         shutdown=shutdown,
+        live=live,
+        documents=documents,
     )
     await services.backend.start()
+    await live.start()
     if settings.run_worker and settings.redis_url is not None:
         # `serve --with-worker`: one process runs the API and a queue worker.
         stop = asyncio.Event()
@@ -150,8 +165,40 @@ async def _stop(app: FastAPI, shutdown: Shutdown) -> None:
         await asyncio.gather(task, return_exceptions=True)
     deadline = shutdown.deadline
     assert deadline is not None
+    await state.live.stop()
     await state.executions.backend.stop(deadline=deadline)
     await state.auth.revocations.stop()
+
+
+def _live_hub(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis | None,
+    names: RedisNames,
+    languages: LanguageRegistry,
+) -> Hub:
+    def entry_name(language: str, source: str) -> str:
+        found = languages.get(language)
+        return found.entry_name(source) if found is not None else "main"
+
+    bus: Bus = RedisBus(redis, names) if redis is not None else LocalBus()
+    return Hub(
+        sessionmaker=sessionmaker,
+        bus=bus,
+        presence=Presence(redis, names),
+        limits=LiveLimits(
+            max_file_bytes=settings.live_max_file_bytes,
+            max_document_bytes=settings.live_max_document_bytes,
+            max_message_bytes=settings.live_max_message_bytes,
+            updates_per_second=settings.live_updates_per_second,
+            update_burst=settings.live_update_burst,
+            max_connections_per_user=settings.live_max_connections_per_user,
+            max_connections_per_session=settings.live_max_connections_per_session,
+            idle_seconds=settings.live_idle_seconds,
+            compact_every=settings.live_compact_every,
+        ),
+        entry_name=entry_name,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -173,8 +220,9 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(auth_endpoints.router)
     api.include_router(admin_endpoints.router)
     api.include_router(sessions_endpoints.router)
+    api.include_router(live_endpoints.router, prefix="/sessions")
     api.include_router(executions_endpoints.router)
-    api.include_router(live_endpoints.router)
+    api.include_router(execution_live_endpoints.router)
     app.include_router(api)
     app.include_router(metrics_endpoint.router)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)

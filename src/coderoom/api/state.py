@@ -13,6 +13,8 @@ from coderoom.config import Settings
 from coderoom.executions.deps import ExecutionsContext
 from coderoom.infra.lifecycle import Shutdown
 from coderoom.infra.ratelimit import RateLimiter
+from coderoom.live.documents import LiveDocuments
+from coderoom.live.hub import Hub
 from coderoom.sandbox import LanguageRegistry
 
 
@@ -27,6 +29,8 @@ class AppState:
     languages: LanguageRegistry
     executions: ExecutionsContext
     shutdown: Shutdown
+    live: Hub
+    documents: LiveDocuments
     started_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -15,6 +15,7 @@ from coderoom.executions.errors import TooManyStreams
 from coderoom.executions.live import LiveRuns
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra.lifecycle import Shutdown
+from coderoom.sessions.documents import SessionDocuments
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ExecutionsContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     wait_seconds: float  # the cap on `?wait=true`
     shutdown: Shutdown
+    documents: SessionDocuments  # what a session run executes (live/documents.py)
     live: LiveRuns | None = None
     streams: StreamPolicy = field(default_factory=StreamPolicy)
     slots: ConnectionSlots = field(default_factory=lambda: ConnectionSlots(16))

@@ -214,7 +214,8 @@ async def run_session(
     request: Request,
     wait: Wait = False,
 ) -> Response:
-    """Run the session's current source (owner, editor)."""
+    """Run exactly what the session's live document holds now: all its files, the entry
+    file first (owner, editor)."""
     execution = await service.run_session(
         db,
         user=user,
@@ -222,6 +223,7 @@ async def run_session(
         data=data,
         policy=executions.policy,
         backend=executions.backend,
+        documents=executions.documents,
         correlation_id=request.state.correlation_id,
         live=executions.live,
     )

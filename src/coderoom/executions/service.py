@@ -57,6 +57,7 @@ from coderoom.sandbox.languages import LanguageNotFound, VersionNotAvailable
 from coderoom.sandbox.policy import CompileLimits
 from coderoom.sandbox.result import Result
 from coderoom.sessions import service as sessions_service
+from coderoom.sessions.documents import SessionDocuments
 from coderoom.sessions.errors import SessionNotFound
 
 
@@ -357,13 +358,18 @@ async def run_session(
     data: SessionRun,
     policy: ExecutionPolicy,
     backend: ExecutionBackend,
+    documents: SessionDocuments,
     correlation_id: str | None = None,
     live: LiveRuns | None = None,
 ) -> Execution:
-    """Run a session's current source in its language (owner, editor)."""
+    """Run exactly what the session's live document holds now: every file, its entry file
+    first, in the document's language (owner, editor)."""
     session, _ = await sessions_service.access(db, session_id=session_id, user=user, need="edit")
-    language = resolve_language(policy, session.language)
-    files = [(language.entry_name(session.source), session.source, "utf8")]
+    state = await documents.read(db, session)
+    language = resolve_language(policy, state.language or session.language)
+    if state.entry_file not in state.files:
+        raise InvalidProgram(f"The session's entry file {state.entry_file!r} does not exist.")
+    files = [(name, text, "utf8") for name, text in state.program_files()]
     program = _program(policy, language, files, data.stdin, data.args)
     placement = await _admit(db, policy, backend, user)
     return await _accept(

@@ -88,7 +88,7 @@ SANDBOX_PHASE = Histogram(
 for _phase in ("total", "run", "overhead"):
     SANDBOX_PHASE.labels(phase=_phase)
 
-# -- Live collaboration (WebSockets, SSE): declared now, exported at 0 until used ---------
+# -- Live collaboration (live/hub.py for websocket; SSE when it lands) ---------------------
 LIVE_SESSIONS = Gauge(
     "coderoom_live_sessions",
     "Coding sessions with at least one live connection.",

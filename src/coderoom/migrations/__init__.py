@@ -33,6 +33,7 @@ def target_metadata() -> MetaData:
     from coderoom.auth import models as _auth  # noqa: F401
     from coderoom.executions import models as _executions  # noqa: F401
     from coderoom.infra.orm import Base
+    from coderoom.live import models as _live  # noqa: F401
     from coderoom.sessions import models as _sessions  # noqa: F401
 
     return Base.metadata

@@ -11,11 +11,14 @@ from coderoom.auth.deps import CurrentUser
 from coderoom.core.text import Identifier
 from coderoom.infra.dbdeps import DbSession
 from coderoom.sessions import service
+from coderoom.sessions.deps import Documents
 from coderoom.sessions.schemas import (
     InviteCreate,
     InviteCreated,
     InviteRead,
     JoinRequest,
+    ParticipantRead,
+    ParticipantRoleUpdate,
     SessionCreate,
     SessionPage,
     SessionRead,
@@ -32,10 +35,12 @@ def known_languages(request: Request) -> list[str]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionRead)
 async def create_session(
-    data: SessionCreate, db: DbSession, user: CurrentUser, request: Request
+    data: SessionCreate, db: DbSession, user: CurrentUser, request: Request, documents: Documents
 ) -> SessionRead:
-    """Open a coding session; you are its owner."""
-    return await service.create(db, owner=user, data=data, languages=known_languages(request))
+    """Open a coding session; you are its owner. `source` becomes its entry file."""
+    return await service.create(
+        db, owner=user, data=data, languages=known_languages(request), documents=documents
+    )
 
 
 @router.get("", response_model=SessionPage)
@@ -56,20 +61,34 @@ async def join_session(data: JoinRequest, db: DbSession, user: CurrentUser) -> S
 
 
 @router.get("/{session_id}", response_model=SessionRead)
-async def get_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> SessionRead:
-    """A session you take part in."""
+async def get_session(
+    session_id: uuid.UUID, db: DbSession, user: CurrentUser, documents: Documents
+) -> SessionRead:
+    """A session you take part in: its files as the live document holds them now, who is
+    connected to it, and when it was last active."""
     session, _ = await service.access(db, session_id=session_id, user=user, need="read")
-    return await service.render_one(db, session)
+    return await service.render_one(db, session, documents=documents)
 
 
 @router.patch("/{session_id}", response_model=SessionRead)
 async def update_session(
-    session_id: uuid.UUID, data: SessionUpdate, db: DbSession, user: CurrentUser, request: Request
+    session_id: uuid.UUID,
+    data: SessionUpdate,
+    db: DbSession,
+    user: CurrentUser,
+    request: Request,
+    documents: Documents,
 ) -> SessionRead:
-    """Edit title, description, language or source (owner, editor). A source change bumps
-    `version`; send `base_version` to get 409 instead of overwriting someone's change."""
+    """Edit title, description, language, source or files (owner, editor). Text is merged
+    into the live document as a change of only the ranges that differ (see docs/API.md);
+    a text change bumps `version`; `base_version` gets 409 instead of a stale write."""
     return await service.update(
-        db, session_id=session_id, user=user, data=data, languages=known_languages(request)
+        db,
+        session_id=session_id,
+        user=user,
+        data=data,
+        languages=known_languages(request),
+        documents=documents,
     )
 
 
@@ -112,3 +131,16 @@ async def remove_participant(
     """Remove a participant (owner), or leave (yourself)."""
     await service.remove_participant(db, session_id=session_id, user_id=user_id, user=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/{session_id}/participants/{user_id}", response_model=ParticipantRead)
+async def set_participant_role(
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    data: ParticipantRoleUpdate,
+    db: DbSession,
+    user: CurrentUser,
+) -> ParticipantRead:
+    """Make a participant an editor or a viewer (owner). Their open live connections follow
+    within a second."""
+    return await service.set_role(db, session_id=session_id, user_id=user_id, user=user, data=data)

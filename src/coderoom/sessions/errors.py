@@ -31,3 +31,7 @@ class ParticipantNotFound(NotFoundError):
 
 class OwnerCannotLeave(ConflictError):
     code = "owner_cannot_leave"
+
+
+class OwnerRoleFixed(ConflictError):
+    code = "owner_role_fixed"

@@ -99,6 +99,15 @@ async def touch(db: AsyncSession, session_id: uuid.UUID, *, now: datetime) -> No
     )
 
 
+async def set_columns(db: AsyncSession, session_id: uuid.UUID, values: dict[str, object]) -> None:
+    await db.execute(
+        update(CodingSession)
+        .where(CodingSession.id == session_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def get_invite(db: AsyncSession, invite_id: uuid.UUID) -> Invite | None:
     return await db.get(Invite, invite_id)
 

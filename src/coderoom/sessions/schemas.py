@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from coderoom.core.text import Identifier, PlainText, RawCode, SecretText
 
 MAX_SOURCE_CHARS = 256 * 1024
+MAX_FILES = 64
 Role = Literal["owner", "editor", "viewer"]
 InviteRole = Literal["editor", "viewer"]
 
@@ -34,7 +35,30 @@ class SessionUpdate(BaseModel):
     title: PlainText | None = Field(default=None, min_length=1, max_length=200)
     description: PlainText | None = Field(default=None, max_length=5000)
     language: Identifier | None = Field(default=None, max_length=32)
-    source: RawCode | None = Field(default=None, max_length=MAX_SOURCE_CHARS)
+    source: RawCode | None = Field(
+        default=None,
+        max_length=MAX_SOURCE_CHARS,
+        description="The entry file's new text (a diff against the live document).",
+    )
+    files: dict[Identifier, RawCode | None] | None = Field(
+        default=None,
+        max_length=MAX_FILES,
+        description="Files to change: name → new text (created if missing), or null to "
+        "delete. Each change replaces only the range that differs, so concurrent live "
+        "edits elsewhere in the file survive.",
+    )
+    entry_file: Identifier | None = Field(default=None, max_length=255)
+    base_source: RawCode | None = Field(
+        default=None,
+        max_length=MAX_SOURCE_CHARS,
+        description="The entry file's text as you read it: only your change (base_source → "
+        "source) is applied, so live edits made since your read are kept.",
+    )
+    base_files: dict[Identifier, RawCode] | None = Field(
+        default=None,
+        max_length=MAX_FILES,
+        description="The same as base_source, for files in `files`.",
+    )
     base_version: int | None = Field(
         default=None,
         ge=1,
@@ -57,15 +81,33 @@ class ParticipantRead(BaseModel):
     joined_at: datetime
 
 
+class PresentUser(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+
+
+class ParticipantRoleUpdate(BaseModel):
+    role: InviteRole
+
+
 class SessionRead(BaseModel):
     id: uuid.UUID
     title: str
     description: str
     language: str
-    source: str
+    source: str = Field(description="The entry file's text.")
+    files: dict[str, str] | None = Field(
+        default=None,
+        description="Every file of the live document (name → text); null in lists.",
+    )
+    entry_file: str | None = Field(default=None, description="Null in lists.")
     version: int
     owner: Owner
     participants: list[ParticipantRead]
+    present: list[PresentUser] | None = Field(
+        default=None, description="Users connected to the live document now; null in lists."
+    )
+    last_activity_at: datetime
     created_at: datetime
     updated_at: datetime
 

@@ -16,10 +16,12 @@ from coderoom.core.errors import ValidationError
 from coderoom.core.pagination import Cursor
 from coderoom.core.security import hash_token, new_token
 from coderoom.sessions import repository
+from coderoom.sessions.documents import DocumentState, SessionDocuments
 from coderoom.sessions.errors import (
     InviteGone,
     InviteNotFound,
     OwnerCannotLeave,
+    OwnerRoleFixed,
     ParticipantNotFound,
     SessionNotFound,
     SessionPermissionDenied,
@@ -32,6 +34,8 @@ from coderoom.sessions.schemas import (
     InviteRead,
     Owner,
     ParticipantRead,
+    ParticipantRoleUpdate,
+    PresentUser,
     SessionCreate,
     SessionPage,
     SessionRead,
@@ -76,7 +80,14 @@ async def access(
     return session, member
 
 
-async def render(db: AsyncSession, sessions: list[CodingSession]) -> list[SessionRead]:
+async def render(
+    db: AsyncSession,
+    sessions: list[CodingSession],
+    *,
+    documents: SessionDocuments | None = None,
+) -> list[SessionRead]:
+    """Sessions as the API shows them. With `documents`, each one's files and present users
+    come from its live document (one read each: for single sessions, not for lists)."""
     members = await repository.participants(db, [s.id for s in sessions])
     people = await auth_service.get_users(
         db, list({m.user_id for m in members} | {s.owner_id for s in sessions})
@@ -92,29 +103,53 @@ async def render(db: AsyncSession, sessions: list[CodingSession]) -> list[Sessio
                 joined_at=member.joined_at,
             )
         )
-    return [
-        SessionRead(
-            id=s.id,
-            title=s.title,
-            description=s.description,
-            language=s.language,
-            source=s.source,
-            version=s.version,
-            owner=Owner(id=s.owner_id, display_name=people[s.owner_id].display_name),
-            participants=by_session.get(s.id, []),
-            created_at=s.created_at,
-            updated_at=s.updated_at,
+    rendered = []
+    for s in sessions:
+        state = await documents.read(db, s) if documents is not None else None
+        rendered.append(
+            SessionRead(
+                id=s.id,
+                title=s.title,
+                description=s.description,
+                language=s.language,
+                source=state.entry_text if state is not None else s.source,
+                files=state.files if state is not None else None,
+                entry_file=state.entry_file if state is not None else None,
+                version=s.version,
+                owner=Owner(id=s.owner_id, display_name=people[s.owner_id].display_name),
+                participants=by_session.get(s.id, []),
+                present=await _present(db, documents, s.id) if documents is not None else None,
+                last_activity_at=s.last_activity_at,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
+            )
         )
-        for s in sessions
+    return rendered
+
+
+async def _present(
+    db: AsyncSession, documents: SessionDocuments, session_id: uuid.UUID
+) -> list[PresentUser]:
+    user_ids = await documents.present(session_id)
+    people = await auth_service.get_users(db, user_ids)
+    return [
+        PresentUser(user_id=u, display_name=people[u].display_name) for u in user_ids if u in people
     ]
 
 
-async def render_one(db: AsyncSession, session: CodingSession) -> SessionRead:
-    return (await render(db, [session]))[0]
+async def render_one(
+    db: AsyncSession, session: CodingSession, *, documents: SessionDocuments | None = None
+) -> SessionRead:
+    return (await render(db, [session], documents=documents))[0]
 
 
 async def create(
-    db: AsyncSession, *, owner: User, data: SessionCreate, languages: Collection[str]
+    db: AsyncSession,
+    *,
+    owner: User,
+    data: SessionCreate,
+    languages: Collection[str],
+    documents: SessionDocuments | None = None,
 ) -> SessionRead:
     """Open a session; its creator is its owner."""
     _check_language(data.language, languages)
@@ -134,7 +169,7 @@ async def create(
     await db.flush()
     db.add(Participant(session_id=session.id, user_id=owner.id, role="owner", joined_at=now))
     await db.flush()
-    return await render_one(db, session)
+    return await render_one(db, session, documents=documents)
 
 
 async def list_for(db: AsyncSession, *, user: User, limit: int, cursor: str | None) -> SessionPage:
@@ -154,19 +189,39 @@ async def update(
     user: User,
     data: SessionUpdate,
     languages: Collection[str],
+    documents: SessionDocuments,
 ) -> SessionRead:
-    """Edit a session. With `base_version`, refuse unless it is still current (409)."""
+    """Edit a session. Text changes (`source`, `files`) are applied to the live document as
+    CRDT changes of only the ranges that differ; a change of any file's text bumps
+    `version`. With `base_version`, refuse unless it is still current (409)."""
     session, _ = await access(db, session_id=session_id, user=user, need="edit")
-    values = data.model_dump(exclude_unset=True, exclude={"base_version"})
+    values = data.model_dump(
+        exclude_unset=True,
+        exclude={"base_version", "files", "source", "entry_file", "base_source", "base_files"},
+    )
     values = {k: v for k, v in values.items() if v is not None}
     if "language" in values:
         _check_language(str(values["language"]), languages)
-    source_changed = "source" in values and values["source"] != session.source
+    text_changed = False
+    if data.source is not None or data.files or data.entry_file or "language" in values:
+        before = await documents.read(db, session)
+        changes: dict[str, str | None] = dict(data.files or {})
+        bases: dict[str, str] = dict(data.base_files or {})
+        if data.source is not None:
+            entry = data.entry_file or before.entry_file
+            changes[entry] = data.source
+            if data.base_source is not None:
+                bases[entry] = data.base_source
+        after = await _write_document(
+            db, documents, session, before, changes=changes, bases=bases, data=data, values=values
+        )
+        text_changed = after.files != before.files
+        values["source"] = after.entry_text  # the column caches the entry file's text
     applied = await repository.update_fields(
         db,
         session_id,
         values=values,
-        bump_version=source_changed,
+        bump_version=text_changed,
         base_version=data.base_version,
         now=_now(),
     )
@@ -177,7 +232,44 @@ async def update(
             "reload it and apply your change again.",
             extra={"current_version": session.version},
         )
-    return await render_one(db, session)
+    return await render_one(db, session, documents=documents)
+
+
+async def _write_document(
+    db: AsyncSession,
+    documents: SessionDocuments,
+    session: CodingSession,
+    before: DocumentState,
+    *,
+    changes: dict[str, str | None],
+    bases: dict[str, str],
+    data: SessionUpdate,
+    values: dict[str, object],
+) -> DocumentState:
+    entry = data.entry_file
+    if entry is not None and entry not in before.files and changes.get(entry) is None:
+        raise ValidationError(
+            f"No file {entry!r} to make the entry file; send it in `files` too.",
+            errors=[{"field": "body.entry_file", "message": "no such file", "type": "file"}],
+        )
+    if changes.get(entry or before.entry_file, "") is None:
+        raise ValidationError(
+            "The entry file cannot be deleted; choose another `entry_file` first.",
+            errors=[{"field": "body.files", "message": "entry file deleted", "type": "file"}],
+        )
+    try:
+        return await documents.write(
+            db,
+            session,
+            files=changes,
+            bases=bases,
+            entry_file=entry,
+            language=str(values["language"]) if "language" in values else None,
+        )
+    except ValueError as exc:  # a file name the sandbox would refuse
+        raise ValidationError(
+            str(exc), errors=[{"field": "body.files", "message": str(exc), "type": "file"}]
+        ) from None
 
 
 async def delete(db: AsyncSession, *, session_id: uuid.UUID, user: User) -> None:
@@ -276,3 +368,51 @@ async def remove_participant(
         raise OwnerCannotLeave("The owner cannot leave; delete the session instead.")
     if not await repository.remove_participant(db, session_id, user_id):
         raise ParticipantNotFound("No such participant.")
+
+
+async def set_role(
+    db: AsyncSession,
+    *,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    user: User,
+    data: ParticipantRoleUpdate,
+) -> ParticipantRead:
+    """Change a participant's role (owner). Open live connections follow within a second."""
+    await access(db, session_id=session_id, user=user, need="own")
+    member = await repository.get_participant(db, session_id, user_id)
+    if member is None:
+        raise ParticipantNotFound("No such participant.")
+    if member.role == "owner":
+        raise OwnerRoleFixed("The owner's role cannot change.")
+    member.role = data.role
+    await repository.touch(db, session_id, now=_now())
+    await db.flush()
+    person = (await auth_service.get_users(db, [user_id])).get(user_id)
+    return ParticipantRead(
+        user_id=user_id,
+        display_name=person.display_name if person else "",
+        role=member.role,
+        joined_at=member.joined_at,
+    )
+
+
+async def roles(
+    db: AsyncSession, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, str]]:
+    """Each existing session's participants and roles (a deleted session is absent)."""
+    members = await repository.participants(db, session_ids)
+    found: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
+    for member in members:
+        found.setdefault(member.session_id, {})[member.user_id] = member.role
+    return found
+
+
+async def record_activity(
+    db: AsyncSession, session_id: uuid.UUID, *, at: datetime, source: str | None = None
+) -> None:
+    """Live edits happened (and, with `source`, the entry file now reads so)."""
+    values: dict[str, object] = {"last_activity_at": at}
+    if source is not None:
+        values["source"] = source
+    await repository.set_columns(db, session_id, values)
