@@ -183,16 +183,18 @@ async def sse_throughput(api: Api) -> float:
         return 1.0 / (end - start)
 
 
-def deploy(kind: str, tmp: Path, url: str, procs: list[Proc]) -> tuple[Api, RedisServer | None]:
+def deploy(kind: str, tmp: Path, url: str, procs: list[Proc], servers: list[RedisServer]) -> Api:
+    """Start the deployment; everything started is in `procs`/`servers` even if a later
+    start fails, so the caller stops it all."""
     env = {**ENV, "DATABASE_URL": url}
-    redis = None
     if kind == "worker":
         redis = RedisServer(tmp)
+        servers.append(redis)
         env["REDIS_URL"] = redis.url
         procs.append(Worker(f"{kind}-worker", tmp, env))
     api = Api(f"{kind}-api", tmp, env)
     procs.append(api)
-    return api, redis
+    return api
 
 
 def row(name: str, values: list[float], base: float | None = None) -> str:
@@ -216,10 +218,10 @@ async def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"bench-stream-{kind}-"))
         url = await asyncio.to_thread(create_postgres_database)
         procs: list[Proc] = []
-        redis = None
+        servers: list[RedisServer] = []
         try:
             await asyncio.to_thread(migrations.upgrade, make_settings(database_url=url))
-            api, redis = deploy(kind, tmp, url, procs)
+            api = deploy(kind, tmp, url, procs, servers)
             await sse_latency(api, 5, 20)  # warm-up
             for watchers in (1, args.watchers):
                 lat = await sse_latency(api, watchers, args.lines)
@@ -228,8 +230,8 @@ async def main() -> None:
         finally:
             for proc in procs:
                 proc.stop()
-            if redis is not None:
-                redis.stop()
+            for server in servers:
+                server.stop()
             await asyncio.to_thread(drop_postgres_database, url)
     print(f"1 MiB through a pipe:        {pipe_mib:8.1f} MiB/s")
     for kind, mib in results.items():
