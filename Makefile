@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install web test-browser run runtimes runtimes-default migrate test check lint format typecheck pytest \
-	conformance bench-languages test-faults bench soak lock clean
+	conformance bench-languages test-faults test-contract bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/bootstrap.sh tests/support/node/package-lock.json
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -47,9 +47,9 @@ run: runtimes-default web
 migrate: install
 	$(BIN)/coderoom migrate
 
-# Everything CI runs: lint, types, import contracts, the suite, the browser tests, then the
-# fault suite.
-test: check pytest test-browser test-faults
+# Everything CI runs: lint, types, import contracts, the suite, the API contract (OpenAPI
+# fuzzed by schemathesis, docs/API.md executed), the browser tests, then the fault suite.
+test: check pytest test-contract test-browser test-faults
 
 check: lint typecheck
 
@@ -62,7 +62,12 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest -m "not faults and not browser"
+	$(BIN)/pytest -m "not faults and not browser and not contract"
+
+# The API against a real `coderoom serve`: schemathesis with every check (fixed seed and
+# budget, about a minute) and every ```sh block of docs/API.md run in order.
+test-contract: install
+	$(BIN)/pytest -m contract
 
 # The web app end to end: headless Debian chromium driven by Playwright against a real
 # `coderoom serve` (tests/browser).

@@ -11,9 +11,10 @@ PYTHON=${PYTHON:-python3.11}
 # bubblewrap and libseccomp2 are the sandbox; without them no code runs. gcc (with the C
 # library's headers) also builds the sandbox launcher.
 # nodejs and npm build the web app (web/); chromium and chromium-driver run its browser
-# tests (Playwright drives the system chromium; no browser is downloaded).
+# tests (Playwright drives the system chromium; no browser is downloaded). curl and jq run
+# docs/API.md's examples (`make test-contract`).
 APT_PACKAGES=(python3 python3-venv python3-dev gcc bubblewrap libseccomp2 nodejs npm chromium
-  chromium-driver)
+  chromium-driver curl jq)
 
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
@@ -22,6 +23,8 @@ if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c 'import venv, ensurepi
 fi
 command -v gcc >/dev/null 2>&1 || missing+=(gcc python3-dev)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

@@ -14,7 +14,18 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import JSON, Boolean, Integer, String, Uuid, column, insert, inspect, table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    Uuid,
+    column,
+    insert,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -229,3 +240,51 @@ def test_status_check_comes_off_with_its_revision(empty_db: Settings) -> None:
     with pytest.raises(IntegrityError):  # the unknown row now blocks the constraint
         migrations.upgrade(empty_db)
     assert migrations.status(empty_db).current == ("0001",)
+
+
+def _insert_users(settings: Settings, *emails: str) -> None:
+    async def run() -> None:
+        engine = create_engine(settings)
+        now = datetime.now(UTC)
+        try:
+            async with engine.begin() as connection:
+                for email in emails:
+                    await connection.execute(
+                        insert(_USERS).values(
+                            id=uuid.uuid4(),
+                            email=email,
+                            password_hash="x",
+                            display_name="u",
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _emails(settings: Settings) -> set[str]:
+    def read(connection: Connection) -> set[str]:
+        return {row[0] for row in connection.execute(select(_USERS.c.email))}
+
+    found = _inspect(settings, read)
+    assert isinstance(found, set)
+    return found
+
+
+def test_0008_folds_stored_emails_and_leaves_clashes_to_the_operator(
+    empty_db: Settings,
+) -> None:
+    migrations.upgrade(empty_db, "0005")
+    # As the old code stored them: lower-cased only.
+    _insert_users(empty_db, "\uff42\uff45\uff41@example.com", "stra\u00dfe@example.com")
+    _insert_users(empty_db, "\uff43\uff41\uff54@example.com", "cat@example.com")
+    migrations.upgrade(empty_db)
+    assert _emails(empty_db) == {
+        "bea@example.com",
+        "strasse@example.com",
+        "\uff43\uff41\uff54@example.com",  # would clash with cat@: left for the operator
+        "cat@example.com",
+    }

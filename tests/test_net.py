@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from coderoom.core.net import resolve_client_ip
+from coderoom.core.net import request_origin, resolve_client_ip
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
@@ -38,3 +38,39 @@ def test_garbled_hop_stops_at_the_last_vouched_address() -> None:
 def test_ipv6_and_mapped_ipv4() -> None:
     assert resolve_client_ip("::1", ["2001:db8::1"], PROXIES) == "2001:db8::1"
     assert resolve_client_ip("::ffff:203.0.113.9", [], PROXIES) == "203.0.113.9"
+
+
+def test_request_origin_ignores_forwarded_headers_from_strangers() -> None:
+    origin = request_origin(
+        scheme="http",
+        host="10.0.0.5:4000",
+        peer="203.0.113.9",
+        forwarded_proto="https",
+        forwarded_host="evil.example",
+        trusted_proxies=[ipaddress.ip_network("10.0.0.0/8")],
+    )
+    assert origin == "http://10.0.0.5:4000"
+
+
+def test_request_origin_takes_the_last_forwarded_values_from_our_proxy() -> None:
+    origin = request_origin(
+        scheme="http",
+        host="10.0.0.5:4000",
+        peer="10.0.0.2",
+        forwarded_proto="http, https",
+        forwarded_host="evil.example, code.example.com",
+        trusted_proxies=[ipaddress.ip_network("10.0.0.0/8")],
+    )
+    assert origin == "https://code.example.com"
+
+
+def test_request_origin_refuses_a_host_header_that_is_not_a_host() -> None:
+    origin = request_origin(
+        scheme="http",
+        host="evil.example/path?x",
+        peer="127.0.0.1",
+        forwarded_proto=None,
+        forwarded_host=None,
+        trusted_proxies=[],
+    )
+    assert origin is None

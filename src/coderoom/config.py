@@ -178,6 +178,10 @@ class Settings(BaseSettings):
     )
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     content_security_policy: str = DEFAULT_CSP
+    # Where people reach this service (`https://code.example.com`): invite links start with
+    # it. Unset: derived from each request's scheme and Host (X-Forwarded-Proto/-Host only
+    # from TRUSTED_PROXIES).
+    public_url: str | None = None
     # The built web app (`npm run build` in web/); unset: web/dist of this checkout.
     web_dist_dir: Path | None = None
 
@@ -367,6 +371,18 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a readable file")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        match = re.fullmatch(
+            r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?", value.strip()
+        )
+        if match is None:
+            raise ValueError("must be an origin like https://code.example.com (no path)")
+        return value.strip().rstrip("/")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

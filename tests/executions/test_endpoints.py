@@ -284,7 +284,7 @@ async def test_nul_is_refused_in_code_and_replaced_in_output(client: httpx.Async
     assert (printed["status"], printed["stdout"]) == ("succeeded", "a\ufffdb")
 
 
-async def test_lone_surrogates_are_refused_everywhere(client: httpx.AsyncClient) -> None:
+async def test_lone_surrogates_are_malformed_json_everywhere(client: httpx.AsyncClient) -> None:
     ada = await user(client, "ada")
     json_headers = {**ada, "Content-Type": "application/json"}
     bodies = [
@@ -295,4 +295,5 @@ async def test_lone_surrogates_are_refused_everywhere(client: httpx.AsyncClient)
     ]
     for path, raw in bodies:
         response = await client.post(path, content=raw.encode(), headers=json_headers)
-        assert response.status_code == 422, (path, response.text)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["code"] == "malformed_json"

@@ -87,6 +87,14 @@ async def test_invalid_base64_is_a_422_naming_the_file(client: httpx.AsyncClient
     assert response.json()["errors"][0]["field"] == "body.files.0.content"
 
 
+async def test_non_ascii_base64_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    ada = await user(client, "ada")
+    files = [{"name": "main.py", "content": "\u0081AAA", "encoding": "base64"}]
+    response = await run(client, ada, language="python", files=files)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.files.0.content"
+
+
 async def test_languages_list_per_language_limits_and_maxima(client: httpx.AsyncClient) -> None:
     listed = await languages(client)
     assert "c++" in listed["cpp"]["aliases"]

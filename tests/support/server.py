@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,19 @@ def wait_until(predicate: object, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met before the deadline")
 
 
+#: `coderoom serve` itself, as an operator starts it (no test routes).
+CODEROOM_SERVE = (sys.executable, "-m", "coderoom", "serve")
+
+
 class Server:
-    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        *,
+        argv: Sequence[str] = (sys.executable, "-c", SERVE),
+        **env: str,
+    ) -> None:
         self.port = free_port()
         self.control = tmp_path / "control"
         self.control.mkdir()
@@ -54,7 +66,7 @@ class Server:
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", SERVE],
+                list(argv),
                 cwd=tmp_path,
                 env=environment,
                 stdout=log,
@@ -62,6 +74,7 @@ class Server:
                 start_new_session=True,  # stop() can take uvicorn's worker processes too
             )
         self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
 
     def ready(self) -> bool:
         if self.process.poll() is not None:

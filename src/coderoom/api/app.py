@@ -26,6 +26,7 @@ from coderoom.api.middleware import (
     SecurityHeadersMiddleware,
     WebSocketOriginMiddleware,
 )
+from coderoom.api.openapi import install_openapi
 from coderoom.api.ratelimit import RateLimitMiddleware, rules_from_settings
 from coderoom.api.state import AppState
 from coderoom.api.webapp import install_webapp
@@ -201,6 +202,18 @@ def _live_hub(
     )
 
 
+def _choices(app: FastAPI) -> dict[str, list[str]]:
+    """Values this server fixes at start-up, for the OpenAPI document (`x-choices`)."""
+    state = getattr(app.state, "coderoom", None)
+    if not isinstance(state, AppState):
+        return {}  # the document built before start-up says less, but nothing false
+    languages = list(state.languages)
+    return {
+        "language-ids": [language.id for language in languages],
+        "language-names": sorted({n for lang in languages for n in (lang.id, *lang.aliases)}),
+    }
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for `settings`. Nothing is connected until the lifespan starts."""
     openapi_url = f"{API_PREFIX}/openapi.json"
@@ -228,6 +241,13 @@ def create_app(settings: Settings) -> FastAPI:
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)
     install_webapp(app, dist=settings.web_dist_dir)  # last: its page fallback matches late
     install_error_handlers(app)
+    # The document declares 429 wherever a rule could refuse, enabled here or not.
+    rules = rules_from_settings(settings, API_PREFIX)
+    install_openapi(
+        app,
+        rate_limited=lambda path: any(rule.path.fullmatch(path) for rule in rules),
+        choices=lambda: _choices(app),
+    )
 
     # Added innermost first: each add_middleware wraps what is already there.
     app.add_middleware(

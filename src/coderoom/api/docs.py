@@ -3,6 +3,8 @@
 Swagger UI's assets come from the fastapi-offline wheel. The page needs one inline script to
 start Swagger UI; it gets a per-response nonce and a Content-Security-Policy of its own, so
 the relaxation is for this page only and does not allow arbitrary inline script.
+`persistAuthorization` keeps the token entered under "Authorize" across reloads (in the
+browser's localStorage, for this origin only).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _PAGE = """<!doctype html>
 <script src="{assets}/swagger-ui-bundle.js"></script>
 <script nonce="{nonce}">
 window.ui = SwaggerUIBundle({{url: {openapi_url}, dom_id: "#swagger-ui",
-  deepLinking: true, presets: [SwaggerUIBundle.presets.apis]}});
+  deepLinking: true, persistAuthorization: true, presets: [SwaggerUIBundle.presets.apis]}});
 </script>
 </body>
 </html>

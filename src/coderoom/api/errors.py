@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from coderoom.api.problems import error_response, problem_response
 from coderoom.core.errors import ERRORS_BY_STATUS, CoderoomError
+from coderoom.core.text import LONE_SURROGATE
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +30,22 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+#: The detail of the 400 FastAPI raises when parsing a body fails other than by syntax.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def _malformed_json(
+    request: Request, detail: str = "The request body is not valid JSON."
+) -> Response:
+    return problem_response(
+        request.scope,
+        status=400,
+        code="malformed_json",
+        title="Bad Request",
+        detail=detail,
+    )
+
+
 async def _coderoom_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoderoomError)
     if exc.status_code >= 500:  # an incident worth an alert; 4xx are the client's business
@@ -39,12 +57,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
-        return problem_response(
-            request.scope,
-            status=400,
-            code="malformed_json",
-            title="Bad Request",
-            detail="The request body is not valid JSON.",
+        return _malformed_json(request)
+    if any(error["type"] in (LONE_SURROGATE, "string_unicode") for error in errors):
+        # `"\ud800"` parses in Python but is not I-JSON (RFC 7493): not Unicode text, and
+        # many JSON parsers refuse it. Malformed, like any body that is not proper JSON.
+        return _malformed_json(
+            request,
+            "The request body is not valid JSON: a string holds a lone surrogate "
+            "(\\uD800 to \\uDFFF).",
         )
     return problem_response(
         request.scope,
@@ -56,8 +76,32 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (Starlette names only the first route's).
+
+    Asked of the routes themselves (`matches`), so routes with their own matching rules
+    (the web app's fallback) are judged as the router judges them.
+    """
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+        # FastAPI's answer when json.loads raises anything but JSONDecodeError: a
+        # 100,000-deep `[[[…` body is a RecursionError. It is malformed JSON all the same.
+        return _malformed_json(request)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     cls = ERRORS_BY_STATUS.get(exc.status_code)
     code = cls.code if cls else f"http_{exc.status_code}"
     title = cls.title if cls else "Error"
@@ -72,7 +116,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         code=code,
         title=title,
         detail=detail,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

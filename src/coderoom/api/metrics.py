@@ -33,7 +33,7 @@ def route_template(scope: Scope) -> str:
     front of what the route's pattern matches.
     """
     route = scope.get("route")
-    template = getattr(route, "path", None)
+    template = getattr(route, "path_format", None)  # `path` keeps convertors (`:uuid`)
     pattern = getattr(route, "path_regex", None)
     if not isinstance(template, str) or pattern is None:
         return UNMATCHED

@@ -54,6 +54,15 @@ def correlation_id_from(value: str | None) -> str:
     return str(uuid.uuid4())
 
 
+#: Paths whose last part is a secret (the web app's invite page, /join/<token>).
+_SECRET_PATH = re.compile(r"^(/join/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """The path as the access log may write it: never an invite token."""
+    return _SECRET_PATH.sub(r"\1[redacted]", path)
+
+
 class RequestContextMiddleware:
     """Correlation id, client IP and one access-log line per request or WebSocket.
 
@@ -113,7 +122,7 @@ class RequestContextMiddleware:
                 access_log.info(
                     "websocket" if websocket else "request",
                     method="GET" if websocket else scope.get("method"),
-                    path=scope.get("path"),
+                    path=loggable_path(scope.get("path", "")),
                     status=status_code,
                     duration_ms=round((time.perf_counter() - start) * 1000, 2),
                     client_ip=client_ip,

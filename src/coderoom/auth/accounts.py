@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.auth import repository
+from coderoom.auth.emails import normalize_email
 from coderoom.auth.errors import (
     CannotDisableSelf,
     SignupInviteNotFound,
@@ -29,7 +30,7 @@ from coderoom.auth.schemas import (
     UserAdminPage,
     UserAdminRead,
 )
-from coderoom.auth.service import AuthConfig, normalize_email
+from coderoom.auth.service import AuthConfig
 from coderoom.core.pagination import Cursor
 from coderoom.core.security import hash_token, new_token
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from coderoom.auth import accounts
 from coderoom.auth.deps import AuthConfigDep, CurrentAdmin
+from coderoom.auth.errors import CannotDisableSelf, InvalidEmail, SignupInviteNotFound, UserNotFound
 from coderoom.auth.schemas import (
     SignupInviteCreate,
     SignupInviteCreated,
@@ -16,8 +17,9 @@ from coderoom.auth.schemas import (
     UserAdminPage,
     UserAdminRead,
 )
-from coderoom.core.text import Identifier
+from coderoom.core.errors import raises
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.params import CursorQuery
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -27,14 +29,15 @@ async def list_users(
     db: DbSession,
     admin: CurrentAdmin,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> UserAdminPage:
     """Every account, newest first."""
     del admin
     return await accounts.list_users(db, limit=limit, cursor=cursor)
 
 
-@router.post("/users/{user_id}/disable", response_model=UserAdminRead)
+@router.post("/users/{user_id:uuid}/disable", response_model=UserAdminRead)
+@raises(UserNotFound, CannotDisableSelf)
 async def disable_user(
     user_id: uuid.UUID, db: DbSession, admin: CurrentAdmin, config: AuthConfigDep
 ) -> UserAdminRead:
@@ -44,7 +47,8 @@ async def disable_user(
     )
 
 
-@router.post("/users/{user_id}/enable", response_model=UserAdminRead)
+@router.post("/users/{user_id:uuid}/enable", response_model=UserAdminRead)
+@raises(UserNotFound)
 async def enable_user(
     user_id: uuid.UUID, db: DbSession, admin: CurrentAdmin, config: AuthConfigDep
 ) -> UserAdminRead:
@@ -55,12 +59,13 @@ async def enable_user(
 
 
 @router.post("/invites", status_code=status.HTTP_201_CREATED, response_model=SignupInviteCreated)
+@raises(InvalidEmail)
 async def create_invite(
-    data: SignupInviteCreate, db: DbSession, admin: CurrentAdmin
+    db: DbSession, admin: CurrentAdmin, data: SignupInviteCreate | None = None
 ) -> SignupInviteCreated:
     """A single-use sign-up invite (for REGISTRATION=invite-only). The token is in this
-    response only."""
-    return await accounts.create_invite(db, data=data, actor=admin.id)
+    response only. The body is optional (anyone's invite, for 168 hours)."""
+    return await accounts.create_invite(db, data=data or SignupInviteCreate(), actor=admin.id)
 
 
 @router.get("/invites", response_model=list[SignupInviteRead])
@@ -70,7 +75,8 @@ async def list_invites(db: DbSession, admin: CurrentAdmin) -> list[SignupInviteR
     return await accounts.list_invites(db)
 
 
-@router.delete("/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/invites/{invite_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@raises(SignupInviteNotFound)
 async def revoke_invite(invite_id: uuid.UUID, db: DbSession, admin: CurrentAdmin) -> Response:
     """Revoke a sign-up invite."""
     del admin

@@ -25,7 +25,7 @@ from coderoom.auth.errors import AdminRequired, ApiKeyNotAllowed, InvalidToken
 from coderoom.auth.models import User
 from coderoom.auth.service import AuthConfig
 from coderoom.auth.tokens import AccessClaims
-from coderoom.core.errors import CoderoomError
+from coderoom.core.errors import CoderoomError, raises
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.dbdeps import DbSession
 
@@ -77,6 +77,7 @@ async def _signed_in(request: Request, db: DbSession, config: AuthConfig, token:
     return _identified(request, user)
 
 
+@raises(InvalidToken, ApiKeyNotAllowed)
 async def get_current_user(
     request: Request, db: DbSession, config: AuthConfigDep, credentials: Credentials
 ) -> User:
@@ -87,6 +88,7 @@ async def get_current_user(
     return await _signed_in(request, db, config, token)
 
 
+@raises(InvalidToken)
 async def get_execution_caller(
     request: Request, db: DbSession, config: AuthConfigDep, credentials: Credentials
 ) -> User:
@@ -97,6 +99,7 @@ async def get_execution_caller(
     return await _signed_in(request, db, config, token)
 
 
+@raises(AdminRequired)
 async def get_current_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
     if not user.is_admin:
         raise AdminRequired("Only administrators may do this.")

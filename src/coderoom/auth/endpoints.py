@@ -14,7 +14,20 @@ from fastapi import APIRouter, Request, Response, status
 
 from coderoom.auth import apikeys, service
 from coderoom.auth.deps import AuthConfigDep, CurrentUser
-from coderoom.auth.errors import InvalidToken, RefreshTokenReused
+from coderoom.auth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    ApiKeyNotFound,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidEmail,
+    InvalidInvite,
+    InvalidToken,
+    InviteRequired,
+    RefreshTokenReused,
+    RegistrationClosed,
+    WeakPassword,
+)
 from coderoom.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -28,6 +41,7 @@ from coderoom.auth.schemas import (
     WebSocketTicket,
 )
 from coderoom.auth.tickets import TICKET_SECONDS
+from coderoom.core.errors import ServiceUnavailableError, raises
 from coderoom.infra.dbdeps import DbSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -68,6 +82,14 @@ def _clear_refresh_cookie(request: Request, response: Response) -> None:
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenPair)
+@raises(
+    EmailAlreadyRegistered,
+    WeakPassword,
+    InvalidEmail,
+    RegistrationClosed,
+    InviteRequired,
+    InvalidInvite,
+)
 async def register(
     data: RegisterRequest,
     db: DbSession,
@@ -84,6 +106,7 @@ async def register(
 
 
 @router.post("/login", response_model=TokenPair)
+@raises(InvalidCredentials, AccountDisabled, AccountLocked, ServiceUnavailableError)
 async def login(
     data: LoginRequest,
     db: DbSession,
@@ -99,6 +122,7 @@ async def login(
 
 
 @router.post("/refresh", response_model=TokenPair)
+@raises(InvalidToken, RefreshTokenReused)
 async def refresh(
     db: DbSession,
     config: AuthConfigDep,
@@ -170,7 +194,8 @@ async def list_api_keys(db: DbSession, user: CurrentUser) -> list[ApiKeyRead]:
     return await apikeys.list_for(db, user=user)
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/api-keys/{key_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@raises(ApiKeyNotFound)
 async def revoke_api_key(
     key_id: uuid.UUID, db: DbSession, user: CurrentUser, config: AuthConfigDep
 ) -> Response:

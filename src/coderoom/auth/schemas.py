@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from coderoom.core.numbers import JsonInt
 from coderoom.core.text import Identifier, PlainText, SecretText
 
 
@@ -106,7 +107,7 @@ class UserAdminPage(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: PlainText = Field(min_length=1, max_length=100, examples=["CI runner"])
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: JsonInt | None = Field(default=None, ge=1, le=3650)
 
 
 class ApiKeyRead(BaseModel):
@@ -127,7 +128,7 @@ class SignupInviteCreate(BaseModel):
     email: Identifier | None = Field(
         default=None, max_length=320, description="Only this address may use the invite."
     )
-    expires_in_hours: int | None = Field(default=168, ge=1, le=24 * 365)
+    expires_in_hours: JsonInt | None = Field(default=168, ge=1, le=24 * 365)
 
 
 class SignupInviteRead(BaseModel):

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coderoom.auth import repository
+from coderoom.auth.emails import fold, normalize_email
 from coderoom.auth.errors import (
     AccountDisabled,
     AccountLocked,
@@ -90,23 +90,6 @@ class AuthConfig:
             tickets=tickets or MemoryTickets(),
             registration=settings.registration,
         )
-
-
-def normalize_email(raw: str) -> str:
-    """Trim, check the syntax, and lower-case the whole address.
-
-    Lower-casing the local part too is a deliberate choice: virtually every provider treats
-    it case-insensitively, and two accounts differing only in case are a support problem
-    and a phishing aid. No deliverability (DNS) check: sign-up must work offline.
-    """
-    try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidEmail(
-            "This is not a valid email address.",
-            errors=[{"field": "body.email", "message": str(exc), "type": "invalid_email"}],
-        ) from None
-    return checked.normalized.lower()
 
 
 async def _end_read(db: AsyncSession) -> None:
@@ -234,7 +217,7 @@ async def login(db: AsyncSession, *, config: AuthConfig, data: LoginRequest) -> 
     try:
         email = normalize_email(data.email)
     except InvalidEmail:
-        email = data.email.strip().lower()
+        email = fold(data.email.strip())
     key = _account_key(email)
     await _check_account_lock(config, key)
     found = await repository.get_user_by_email(db, email)

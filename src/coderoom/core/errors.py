@@ -16,12 +16,18 @@
 Domains subclass these (`SessionNotFound(NotFoundError)`) and set a stable `code`; the API
 layer renders them all as RFC 9457 problem documents in one place. Nothing here knows HTTP
 frameworks: `status_code` is just the number the API layer will use.
+
+`@raises(SessionNotFound, ...)` on an endpoint or a dependency declares what it can raise;
+the API layer turns the declarations into the route's documented responses (api/openapi.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_DECLARED = "__coderoom_raises__"
 
 
 class CoderoomError(Exception):
@@ -140,3 +146,23 @@ ERRORS_BY_STATUS: dict[int, type[CoderoomError]] = {
         ServiceUnavailableError,
     )
 }
+
+
+def raises(*errors: type[CoderoomError]) -> Callable[[_F], _F]:
+    """Declare the errors an endpoint or a dependency can raise (for the API description).
+
+    Only the declaration: nothing is wrapped or caught. Apply it below the route decorator,
+    so the function the router records carries the mark.
+    """
+
+    def mark(func: _F) -> _F:
+        setattr(func, _DECLARED, (*declared_errors(func), *errors))
+        return func
+
+    return mark
+
+
+def declared_errors(func: object) -> tuple[type[CoderoomError], ...]:
+    """What `@raises` declared on `func` (empty when nothing was)."""
+    found = getattr(func, _DECLARED, ())
+    return tuple(found) if isinstance(found, tuple) else ()

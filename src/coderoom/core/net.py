@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,3 +63,32 @@ def rate_limit_key(client_ip: str) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address) if address is not None else client_ip
+
+
+_SANE_HOST = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def request_origin(
+    *,
+    scheme: str,
+    host: str | None,
+    peer: str | None,
+    forwarded_proto: str | None,
+    forwarded_host: str | None,
+    trusted_proxies: Sequence[IPNetwork],
+) -> str | None:
+    """`scheme://host[:port]` as the client addressed us, or None when the Host is unusable.
+
+    `X-Forwarded-Proto` and `X-Forwarded-Host` count only when the peer is one of our
+    proxies (its value is the last one, the one our proxy wrote); anyone else could make
+    the links we hand out point elsewhere.
+    """
+    peer_address = _parse(peer) if peer else None
+    if peer_address is not None and _trusted(peer_address, trusted_proxies):
+        if forwarded_proto:
+            scheme = forwarded_proto.split(",")[-1].strip().lower()
+        if forwarded_host:
+            host = forwarded_host.split(",")[-1].strip()
+    if scheme not in ("http", "https") or not host or not _SANE_HOST.fullmatch(host):
+        return None
+    return f"{scheme}://{host.lower()}"

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 import nh3
 from pydantic import AfterValidator, Field
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
 _MAX_PASSES = 5
+#: The validation error type of a lone surrogate (see `_encodable`).
+LONE_SURROGATE = "lone_surrogate"
 
 
 def sanitize_plain_text(value: str) -> str:
@@ -44,11 +48,17 @@ def sanitize_plain_text(value: str) -> str:
 
 
 def _encodable(value: str) -> str:
-    """JSON can smuggle lone surrogates (\\ud800) that no database or hash can encode."""
+    """JSON can smuggle lone surrogates (\\ud800) that no database or hash can encode.
+
+    Such a text is not I-JSON (RFC 7493) and many JSON parsers refuse it outright; the API
+    answers it as malformed JSON (api/errors.py looks for this error type).
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+        raise PydanticCustomError(
+            LONE_SURROGATE, "must be valid Unicode (no lone surrogates)"
+        ) from None
     return value
 
 
@@ -59,19 +69,26 @@ def _no_nul(value: str) -> str:
     return _encodable(value)
 
 
+#: What the schema says of program text and identifiers: no NUL (`_no_nul` enforces it).
+#: Lone surrogates are not declared by a pattern: JSON Schema tools (Rust's regex among them)
+#: cannot compile a surrogate range, and such a body is answered as malformed JSON anyway
+#: (see `_encodable`).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def _kind(kind: str, pattern: str | None = None) -> Any:
+    extra: JsonDict = {"x-text-kind": kind}
+    if pattern is not None:
+        extra["pattern"] = pattern
+    return Field(json_schema_extra=extra)
+
+
 PlainText = Annotated[
-    str,
-    AfterValidator(_encodable),
-    AfterValidator(sanitize_plain_text),
-    Field(json_schema_extra={"x-text-kind": "plain"}),
+    str, AfterValidator(_encodable), AfterValidator(sanitize_plain_text), _kind("plain")
 ]
-RawCode = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"x-text-kind": "code"})]
+RawCode = Annotated[str, AfterValidator(_no_nul), _kind("code", NO_NUL_PATTERN)]
 #: Passwords and tokens: compared or hashed exactly as sent, never sanitized, never logged.
-SecretText = Annotated[
-    str, AfterValidator(_encodable), Field(json_schema_extra={"x-text-kind": "secret"})
-]
+SecretText = Annotated[str, AfterValidator(_encodable), _kind("secret")]
 #: Machine-readable values with their own validation (emails, language ids, cursors).
 #: NUL is refused: no identifier holds one, and PostgreSQL text cannot store or compare it.
-Identifier = Annotated[
-    str, AfterValidator(_no_nul), Field(json_schema_extra={"x-text-kind": "identifier"})
-]
+Identifier = Annotated[str, AfterValidator(_no_nul), _kind("identifier", NO_NUL_PATTERN)]

@@ -24,12 +24,23 @@ from coderoom.auth.deps import (
     refuse_sessions_for_api_keys,
     via_api_key,
 )
-from coderoom.core.errors import ServiceUnavailableError
-from coderoom.core.text import Identifier
+from coderoom.auth.errors import ApiKeyNotAllowed
+from coderoom.core.errors import PermissionDeniedError, ServiceUnavailableError, raises
 from coderoom.executions import repository, service
 from coderoom.executions.backend import wait_for_end
 from coderoom.executions.deps import Executions, ExecutionsContext
-from coderoom.executions.errors import ExecutionNotFound
+from coderoom.executions.errors import (
+    ExecutionNotFound,
+    ExecutionQuotaExceeded,
+    InvalidLimits,
+    InvalidProgram,
+    QueueFull,
+    QueueUnavailable,
+    SandboxUnavailable,
+    SourceTooLarge,
+    UnknownLanguage,
+    VersionUnavailable,
+)
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
     ExecutionCreate,
@@ -41,6 +52,8 @@ from coderoom.executions.schemas import (
 from coderoom.executions.status import TERMINAL
 from coderoom.infra.db import session_scope
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.params import CursorQuery
+from coderoom.sessions.errors import SessionNotFound, SessionPermissionDenied
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +67,20 @@ _RUN_RESPONSES: dict[int | str, dict[str, object]] = {
         "the wait cap passed or the server is shutting down). Poll `Location`.",
     },
 }
+
+
+#: What accepting any run can answer besides success: the program, the caller's quota, the
+#: backend, and the session it runs in.
+_ACCEPT_ERRORS = (
+    InvalidProgram,
+    SourceTooLarge,
+    ExecutionQuotaExceeded,
+    SandboxUnavailable,
+    QueueFull,
+    QueueUnavailable,
+    SessionNotFound,
+    SessionPermissionDenied,
+)
 
 
 class Accepted(Response):
@@ -124,6 +151,20 @@ async def list_languages(executions: Executions) -> list[LanguageRead]:
     response_model=ExecutionRead,
     responses=_RUN_RESPONSES,
 )
+@raises(
+    UnknownLanguage,
+    VersionUnavailable,
+    InvalidLimits,
+    InvalidProgram,
+    SourceTooLarge,
+    ExecutionQuotaExceeded,
+    SandboxUnavailable,
+    QueueFull,
+    QueueUnavailable,
+    ApiKeyNotAllowed,
+    SessionNotFound,
+    SessionPermissionDenied,
+)
 async def create_execution(
     data: ExecutionCreate,
     db: DbSession,
@@ -148,13 +189,14 @@ async def create_execution(
 
 
 @router.get("/sandbox/executions", response_model=ExecutionPage)
+@raises(ApiKeyNotAllowed, SessionNotFound)
 async def list_executions(
     db: DbSession,
     user: ExecutionCaller,
     request: Request,
     session_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> ExecutionPage:
     """Your executions, or a session's, newest first. With an API key: yours outside
     sessions only."""
@@ -167,7 +209,8 @@ async def list_executions(
     return page
 
 
-@router.get("/sandbox/executions/{execution_id}", response_model=ExecutionRead)
+@router.get("/sandbox/executions/{execution_id:uuid}", response_model=ExecutionRead)
+@raises(ExecutionNotFound)
 async def get_execution(
     execution_id: uuid.UUID, db: DbSession, user: ExecutionCaller, request: Request
 ) -> ExecutionRead:
@@ -179,7 +222,8 @@ async def get_execution(
     return service.to_read(execution)
 
 
-@router.post("/sandbox/executions/{execution_id}/cancel", response_model=ExecutionRead)
+@router.post("/sandbox/executions/{execution_id:uuid}/cancel", response_model=ExecutionRead)
+@raises(ExecutionNotFound, PermissionDeniedError)
 async def cancel_execution(
     execution_id: uuid.UUID,
     db: DbSession,
@@ -200,27 +244,37 @@ async def cancel_execution(
 
 
 @router.post(
-    "/sessions/{session_id}/run",
+    "/sessions/{session_id:uuid}/run",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecutionRead,
     responses=_RUN_RESPONSES,
 )
+@raises(
+    SessionNotFound,
+    SessionPermissionDenied,
+    InvalidProgram,
+    SourceTooLarge,
+    ExecutionQuotaExceeded,
+    SandboxUnavailable,
+    QueueFull,
+    QueueUnavailable,
+)
 async def run_session(
     session_id: uuid.UUID,
-    data: SessionRun,
     db: DbSession,
     user: CurrentUser,
     executions: Executions,
     request: Request,
     wait: Wait = False,
+    data: SessionRun | None = None,
 ) -> Response:
     """Run exactly what the session's live document holds now: all its files, the entry
-    file first (owner, editor)."""
+    file first (owner, editor). The body is optional."""
     execution = await service.run_session(
         db,
         user=user,
         session_id=session_id,
-        data=data,
+        data=data or SessionRun(),
         policy=executions.policy,
         backend=executions.backend,
         documents=executions.documents,
@@ -230,13 +284,14 @@ async def run_session(
     return Accepted(execution, executions, wait=wait)
 
 
-@router.get("/sessions/{session_id}/executions", response_model=ExecutionPage)
+@router.get("/sessions/{session_id:uuid}/executions", response_model=ExecutionPage)
+@raises(SessionNotFound)
 async def list_session_executions(
     session_id: uuid.UUID,
     db: DbSession,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> ExecutionPage:
     """The session's executions, newest first (participants)."""
     return await service.list_visible(

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from coderoom.core.numbers import JsonInt
 from coderoom.core.text import Identifier, RawCode
 from coderoom.executions.status import ExecutionStatus
+from coderoom.sandbox.policy import CEILING, COMPILE_CEILING
 
 
 class FileIn(BaseModel):
@@ -23,16 +25,26 @@ class FileIn(BaseModel):
     )
 
 
+def _limit(ceiling: int, what: str) -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        le=ceiling,
+        description=f"{what}; at most the language's maximum (GET /sandbox/languages), "
+        f"never above {ceiling}.",
+    )
+
+
 class LimitsIn(BaseModel):
-    """Per-run limits; each at most the server's maximum (see GET /sandbox/languages docs)."""
+    """Per-run limits; each at most the language's maximum (GET /sandbox/languages)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    cpu_time_ms: int | None = Field(default=None, ge=1)
-    wall_time_ms: int | None = Field(default=None, ge=1)
-    memory_mb: int | None = Field(default=None, ge=1)
-    processes: int | None = Field(default=None, ge=1)
-    output_kb: int | None = Field(default=None, ge=1)
+    cpu_time_ms: JsonInt | None = _limit(CEILING.cpu_time_ms, "CPU time, ms")
+    wall_time_ms: JsonInt | None = _limit(CEILING.wall_time_ms, "Wall-clock time, ms")
+    memory_mb: JsonInt | None = _limit(CEILING.memory_mb, "Memory, MiB")
+    processes: JsonInt | None = _limit(CEILING.processes, "Processes and threads")
+    output_kb: JsonInt | None = _limit(CEILING.output_kb, "stdout and stderr, KiB each")
 
 
 class CompileLimitsIn(BaseModel):
@@ -41,20 +53,32 @@ class CompileLimitsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cpu_time_ms: int | None = Field(default=None, ge=1)
-    wall_time_ms: int | None = Field(default=None, ge=1)
-    memory_mb: int | None = Field(default=None, ge=1)
-    processes: int | None = Field(default=None, ge=1)
-    output_kb: int | None = Field(default=None, ge=1)
+    cpu_time_ms: JsonInt | None = _limit(COMPILE_CEILING.cpu_time_ms, "CPU time, ms")
+    wall_time_ms: JsonInt | None = _limit(COMPILE_CEILING.wall_time_ms, "Wall-clock time, ms")
+    memory_mb: JsonInt | None = _limit(COMPILE_CEILING.memory_mb, "Memory, MiB")
+    processes: JsonInt | None = _limit(COMPILE_CEILING.processes, "Processes and threads")
+    output_kb: JsonInt | None = _limit(COMPILE_CEILING.output_kb, "Compiler output, KiB")
+
+
+#: `source` or `files`, exactly one of them (null counts as absent), as the schema says it.
+_ONE_PROGRAM: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["source"], "properties": {"source": {"not": {"type": "null"}}}},
+        {"required": ["files"], "properties": {"files": {"not": {"type": "null"}}}},
+    ]
+}
 
 
 class ExecutionCreate(BaseModel):
     # A field we do not know may change what the caller meant (`version`, `encoding`):
     # refuse it rather than run something else.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_PROGRAM)
 
     language: Identifier = Field(
-        max_length=32, examples=["python"], description="A language id or one of its aliases."
+        max_length=32,
+        examples=["python"],
+        description="A language id or one of its aliases.",
+        json_schema_extra={"x-choices": "language-names"},
     )
     version: Identifier | None = Field(
         default=None,
@@ -83,6 +107,8 @@ class ExecutionCreate(BaseModel):
 
 
 class SessionRun(BaseModel):
+    """Optional: no body at all runs with empty stdin and no arguments."""
+
     model_config = ConfigDict(extra="forbid")
 
     stdin: RawCode = ""

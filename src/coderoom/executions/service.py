@@ -8,7 +8,6 @@ an id the database does not know, and a rolled-back request enqueues nothing.
 from __future__ import annotations
 
 import base64
-import binascii
 import signal
 import uuid
 from dataclasses import dataclass
@@ -204,7 +203,7 @@ def _decoded(index: int, name: str, content: str, encoding: str) -> str | bytes:
         return content
     try:
         return base64.b64decode(content, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text (a plain ValueError)
         raise InvalidProgram(
             f"File {name!r} is not valid base64.",
             errors=[

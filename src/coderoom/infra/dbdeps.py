@@ -13,9 +13,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from coderoom.infra.db import session_scope
+from coderoom.core.errors import raises
+from coderoom.infra.db import DatabaseUnavailable, session_scope
 
 
+@raises(DatabaseUnavailable)
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.coderoom.sessionmaker
     async with session_scope(sessionmaker) as session:

@@ -8,10 +8,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from coderoom.auth.deps import CurrentUser
-from coderoom.core.text import Identifier
+from coderoom.core.errors import raises
 from coderoom.infra.dbdeps import DbSession
+from coderoom.infra.origin import PublicUrl
+from coderoom.infra.params import CursorQuery
 from coderoom.sessions import service
 from coderoom.sessions.deps import Documents
+from coderoom.sessions.errors import (
+    InviteGone,
+    InviteNotFound,
+    OwnerCannotLeave,
+    OwnerRoleFixed,
+    ParticipantNotFound,
+    SessionNotFound,
+    SessionPermissionDenied,
+    VersionConflict,
+)
 from coderoom.sessions.schemas import (
     InviteCreate,
     InviteCreated,
@@ -48,19 +60,21 @@ async def list_sessions(
     db: DbSession,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Identifier | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> SessionPage:
     """Your sessions (owned or joined), most recently active first."""
     return await service.list_for(db, user=user, limit=limit, cursor=cursor)
 
 
 @router.post("/join", response_model=SessionRead)
+@raises(InviteNotFound, InviteGone)
 async def join_session(data: JoinRequest, db: DbSession, user: CurrentUser) -> SessionRead:
     """Join a session with an invite token (idempotent for participants)."""
     return await service.join(db, user=user, token=data.token)
 
 
-@router.get("/{session_id}", response_model=SessionRead)
+@router.get("/{session_id:uuid}", response_model=SessionRead)
+@raises(SessionNotFound, SessionPermissionDenied)
 async def get_session(
     session_id: uuid.UUID, db: DbSession, user: CurrentUser, documents: Documents
 ) -> SessionRead:
@@ -70,7 +84,8 @@ async def get_session(
     return await service.render_one(db, session, documents=documents)
 
 
-@router.patch("/{session_id}", response_model=SessionRead)
+@router.patch("/{session_id:uuid}", response_model=SessionRead)
+@raises(SessionNotFound, SessionPermissionDenied, VersionConflict)
 async def update_session(
     session_id: uuid.UUID,
     data: SessionUpdate,
@@ -92,7 +107,8 @@ async def update_session(
     )
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{session_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@raises(SessionNotFound, SessionPermissionDenied)
 async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> Response:
     """Delete the session (owner). Executions stay readable by their creators."""
     await service.delete(db, session_id=session_id, user=user)
@@ -100,22 +116,34 @@ async def delete_session(session_id: uuid.UUID, db: DbSession, user: CurrentUser
 
 
 @router.post(
-    "/{session_id}/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated
+    "/{session_id:uuid}/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated
 )
+@raises(SessionNotFound, SessionPermissionDenied)
 async def create_invite(
-    session_id: uuid.UUID, data: InviteCreate, db: DbSession, user: CurrentUser
+    session_id: uuid.UUID,
+    db: DbSession,
+    user: CurrentUser,
+    origin: PublicUrl,
+    data: InviteCreate | None = None,
 ) -> InviteCreated:
-    """Create an invite link (owner). The token is in this response only."""
-    return await service.create_invite(db, session_id=session_id, user=user, data=data)
+    """Create an invite link (owner). The token and the link are in this response only.
+    The body is optional (a viewer invite for 72 hours)."""
+    return await service.create_invite(
+        db, session_id=session_id, user=user, data=data or InviteCreate(), public_url=origin
+    )
 
 
-@router.get("/{session_id}/invites", response_model=list[InviteRead])
+@router.get("/{session_id:uuid}/invites", response_model=list[InviteRead])
+@raises(SessionNotFound, SessionPermissionDenied)
 async def list_invites(session_id: uuid.UUID, db: DbSession, user: CurrentUser) -> list[InviteRead]:
     """The session's invites, without their tokens (owner)."""
     return await service.list_invites(db, session_id=session_id, user=user)
 
 
-@router.delete("/{session_id}/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id:uuid}/invites/{invite_id:uuid}", status_code=status.HTTP_204_NO_CONTENT
+)
+@raises(SessionNotFound, SessionPermissionDenied, InviteNotFound)
 async def revoke_invite(
     session_id: uuid.UUID, invite_id: uuid.UUID, db: DbSession, user: CurrentUser
 ) -> Response:
@@ -124,7 +152,10 @@ async def revoke_invite(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/{session_id}/participants/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id:uuid}/participants/{user_id:uuid}", status_code=status.HTTP_204_NO_CONTENT
+)
+@raises(SessionNotFound, SessionPermissionDenied, ParticipantNotFound, OwnerCannotLeave)
 async def remove_participant(
     session_id: uuid.UUID, user_id: uuid.UUID, db: DbSession, user: CurrentUser
 ) -> Response:
@@ -133,7 +164,8 @@ async def remove_participant(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.patch("/{session_id}/participants/{user_id}", response_model=ParticipantRead)
+@router.patch("/{session_id:uuid}/participants/{user_id:uuid}", response_model=ParticipantRead)
+@raises(SessionNotFound, SessionPermissionDenied, ParticipantNotFound, OwnerRoleFixed)
 async def set_participant_role(
     session_id: uuid.UUID,
     user_id: uuid.UUID,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from coderoom.core.numbers import JsonInt
 from coderoom.core.text import Identifier, PlainText, RawCode, SecretText
 
 MAX_SOURCE_CHARS = 256 * 1024
@@ -24,7 +25,12 @@ def _not_blank(value: str | None) -> str | None:
 
 class SessionCreate(BaseModel):
     title: PlainText = Field(min_length=1, max_length=200, examples=["Pairing on quicksort"])
-    language: Identifier = Field(max_length=32, examples=["python"])
+    language: Identifier = Field(
+        max_length=32,
+        examples=["python"],
+        json_schema_extra={"x-choices": "language-ids"},
+        description="A language id from GET /sandbox/languages.",
+    )
     description: PlainText = Field(default="", max_length=5000)
     source: RawCode = Field(default="", max_length=MAX_SOURCE_CHARS)
 
@@ -34,7 +40,9 @@ class SessionCreate(BaseModel):
 class SessionUpdate(BaseModel):
     title: PlainText | None = Field(default=None, min_length=1, max_length=200)
     description: PlainText | None = Field(default=None, max_length=5000)
-    language: Identifier | None = Field(default=None, max_length=32)
+    language: Identifier | None = Field(
+        default=None, max_length=32, json_schema_extra={"x-choices": "language-ids"}
+    )
     source: RawCode | None = Field(
         default=None,
         max_length=MAX_SOURCE_CHARS,
@@ -59,7 +67,7 @@ class SessionUpdate(BaseModel):
         max_length=MAX_FILES,
         description="The same as base_source, for files in `files`.",
     )
-    base_version: int | None = Field(
+    base_version: JsonInt | None = Field(
         default=None,
         ge=1,
         le=2**31 - 1,  # the column is a 32-bit integer
@@ -119,8 +127,8 @@ class SessionPage(BaseModel):
 
 class InviteCreate(BaseModel):
     role: InviteRole = "viewer"
-    expires_in_hours: int | None = Field(default=72, ge=1, le=24 * 365)
-    max_uses: int | None = Field(default=None, ge=1, le=10_000)
+    expires_in_hours: JsonInt | None = Field(default=72, ge=1, le=24 * 365)
+    max_uses: JsonInt | None = Field(default=None, ge=1, le=10_000)
     label: PlainText = Field(default="", max_length=200)
 
 
@@ -136,7 +144,12 @@ class InviteRead(BaseModel):
 
 
 class InviteCreated(InviteRead):
-    token: str = Field(description="Shown once; share it as the invite link.")
+    token: str = Field(description="Shown once; POST it to /sessions/join.")
+    url: str = Field(
+        description="The invite link to share: the web app's join page "
+        "(PUBLIC_URL, or this request's origin, + /join/<token>). Shown once.",
+        examples=["https://code.example.com/join/Vt3bq0…"],
+    )
 
 
 class JoinRequest(BaseModel):

@@ -293,10 +293,20 @@ def _invite_read(invite: Invite) -> InviteRead:
     )
 
 
+#: The web app's page that joins a session with an invite (web/), under the public URL.
+JOIN_PATH = "/join/{token}"
+
+
 async def create_invite(
-    db: AsyncSession, *, session_id: uuid.UUID, user: User, data: InviteCreate
+    db: AsyncSession,
+    *,
+    session_id: uuid.UUID,
+    user: User,
+    data: InviteCreate,
+    public_url: str,
 ) -> InviteCreated:
-    """An invite link (owner only). The token is shown once and stored only as a hash."""
+    """An invite link (owner only): `public_url` + JOIN_PATH. The token is shown once and
+    stored only as a hash."""
     await access(db, session_id=session_id, user=user, need="own")
     token = new_token(32)
     now = _now()
@@ -313,7 +323,11 @@ async def create_invite(
     )
     db.add(invite)
     await db.flush()
-    return InviteCreated(**_invite_read(invite).model_dump(), token=token)
+    return InviteCreated(
+        **_invite_read(invite).model_dump(),
+        token=token,
+        url=public_url + JOIN_PATH.format(token=token),
+    )
 
 
 async def list_invites(db: AsyncSession, *, session_id: uuid.UUID, user: User) -> list[InviteRead]:

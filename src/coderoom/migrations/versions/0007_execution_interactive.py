@@ -1,7 +1,7 @@
 """executions.interactive: keep the program's stdin open for input sent while it runs
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-04 17:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
