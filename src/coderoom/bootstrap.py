@@ -4,6 +4,7 @@
              ──▶ open_sandbox  ──▶ LanguageRegistry (probed off the loop) + sandbox Engine
              ──▶ open_redis    ──▶ one bounded Redis client + the SAQ queue on it
              ──▶ rate_limiter  ──▶ RateLimiter (Redis or memory)
+             ──▶ live_runs     ──▶ LiveRuns on RedisLogs (Streams) or MemoryLogs
              ──▶ execution_backend ──▶ EmbeddedBackend | QueueBackend
 
 `api_services` (the API lifespan), `worker_services` (`coderoom worker`, and the worker
@@ -26,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from coderoom.config import Settings
 from coderoom.executions.backend import ExecutionBackend
 from coderoom.executions.embedded import EmbeddedBackend
+from coderoom.executions.live import LiveRuns
 from coderoom.executions.queue_backend import QueueBackend
 from coderoom.infra import metrics
 from coderoom.infra.db import create_engine, create_sessionmaker, wait_for_database
+from coderoom.infra.eventlog import Logs, MemoryLogs, RedisLogs
 from coderoom.infra.keys import RedisNames
 from coderoom.infra.queue import make_queue, make_redis
 from coderoom.infra.ratelimit import RateLimiter
@@ -110,8 +113,29 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
+@asynccontextmanager
+async def live_runs(settings: Settings, queue: Queue | None) -> AsyncIterator[LiveRuns]:
+    """Runs' events and commands: Redis Streams with Redis (any process reads what any
+    other wrote), else in this process."""
+    logs: Logs
+    if queue is not None:
+        logs = RedisLogs(
+            queue.redis,
+            maxlen=settings.stream_max_entries,
+            retain_seconds=settings.stream_retain_seconds,
+        )
+    else:
+        logs = MemoryLogs(
+            maxlen=settings.stream_max_entries, retain_seconds=settings.stream_retain_seconds
+        )
+    try:
+        yield LiveRuns(logs, RedisNames.of(settings))
+    finally:
+        await logs.close()  # what was published is written out first
+
+
 def execution_backend(
-    settings: Settings, database: Database, sandbox: Engine, queue: Queue | None
+    settings: Settings, database: Database, sandbox: Engine, queue: Queue | None, live: LiveRuns
 ) -> ExecutionBackend:
     """The queue when Redis is configured (workers run the code), else the embedded pool."""
     if queue is not None:
@@ -119,8 +143,11 @@ def execution_backend(
             queue.queue,
             heartbeat_seconds=settings.worker_heartbeat_seconds,
             max_depth=settings.queue_max_depth,
+            live=live,
         )
-    return EmbeddedBackend(database.sessionmaker, sandbox, max_depth=settings.queue_max_depth)
+    return EmbeddedBackend(
+        database.sessionmaker, sandbox, max_depth=settings.queue_max_depth, live=live
+    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,7 @@ class ApiServices:
     queue: Queue | None
     rate_limiter: RateLimiter
     backend: ExecutionBackend
+    live: LiveRuns
 
 
 @asynccontextmanager
@@ -143,8 +171,9 @@ async def api_services(settings: Settings) -> AsyncIterator[ApiServices]:
         queue = await stack.enter_async_context(open_redis(settings))
         limiter = rate_limiter(settings)
         stack.push_async_callback(limiter.close)
-        backend = execution_backend(settings, database, sandbox, queue)
-        yield ApiServices(database, sandbox, queue, limiter, backend)
+        live = await stack.enter_async_context(live_runs(settings, queue))
+        backend = execution_backend(settings, database, sandbox, queue, live)
+        yield ApiServices(database, sandbox, queue, limiter, backend, live)
 
 
 @dataclass(frozen=True)
@@ -152,6 +181,7 @@ class WorkerServices:
     database: Database
     sandbox: Engine
     queue: Queue
+    live: LiveRuns
 
 
 @asynccontextmanager
@@ -166,4 +196,5 @@ async def worker_services(settings: Settings) -> AsyncIterator[WorkerServices]:
         queue = await stack.enter_async_context(open_redis(settings))
         if queue is None:
             raise RuntimeError("REDIS_URL is not set: a worker needs the Redis queue")
-        yield WorkerServices(database, sandbox, queue)
+        live = await stack.enter_async_context(live_runs(settings, queue))
+        yield WorkerServices(database, sandbox, queue, live)

@@ -219,6 +219,19 @@ class Settings(BaseSettings):
     live_idle_seconds: float = Field(default=30.0, gt=0)
     live_compact_every: int = Field(default=500, ge=2)
 
+    # Live executions (docs/API.md "Live executions"): each run's events are kept in a
+    # bounded log (a Redis Stream with REDIS_URL) for a while after the run ends.
+    stream_max_entries: int = Field(default=4096, ge=16, le=1_000_000)
+    stream_retain_seconds: int = Field(default=600, ge=1)
+    # An SSE or WebSocket connection ends after this long in all, or after the idle time
+    # without an event or a client message (keep-alives do not count); the client may
+    # reconnect (SSE with Last-Event-ID).
+    stream_max_connection_seconds: float = Field(default=3600.0, gt=0)
+    stream_idle_seconds: float = Field(default=300.0, gt=0)
+    stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # Live connections (SSE and WebSocket) one user may hold open at once, per API process.
+    stream_max_connections_per_user: int = Field(default=16, ge=1)
+
     # When the service runs as root, each run slot of each process executes as its own
     # unprivileged host uid from [SANDBOX_UID_BASE, +SANDBOX_UID_COUNT), claimed host-wide
     # (no passwd entry needed). Pick a range nothing else uses.

@@ -36,7 +36,8 @@ from coderoom.auth.service import AuthConfig
 from coderoom.auth.tickets import RedisTickets
 from coderoom.config import Settings
 from coderoom.executions import endpoints as executions_endpoints
-from coderoom.executions.deps import ExecutionsContext
+from coderoom.executions import live_endpoints as execution_live_endpoints
+from coderoom.executions.deps import ConnectionSlots, ExecutionsContext, StreamPolicy
 from coderoom.executions.service import ExecutionPolicy
 from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
@@ -124,6 +125,14 @@ async def _serve(
             wait_seconds=settings.execution_wait_seconds,
             shutdown=shutdown,
             documents=documents,
+            live=services.live,
+            streams=StreamPolicy(
+                idle_seconds=settings.stream_idle_seconds,
+                max_seconds=settings.stream_max_connection_seconds,
+                keepalive_seconds=settings.stream_keepalive_seconds,
+                max_per_user=settings.stream_max_connections_per_user,
+            ),
+            slots=ConnectionSlots(settings.stream_max_connections_per_user),
         ),
         shutdown=shutdown,
         live=live,
@@ -227,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(sessions_endpoints.router)
     api.include_router(live_endpoints.router, prefix="/sessions")
     api.include_router(executions_endpoints.router)
+    api.include_router(execution_live_endpoints.router)
     app.include_router(api)
     app.include_router(metrics_endpoint.router)
     install_docs(app, prefix=API_PREFIX, openapi_url=openapi_url)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from coderoom.executions import repository, runner
 from coderoom.executions.backend import BackendHealth, Ended, ExecutionEvent, Placement, Submission
 from coderoom.executions.errors import QueueFull, SandboxUnavailable
+from coderoom.executions.live import LiveRuns, Steer
 from coderoom.infra.db import session_scope
 from coderoom.sandbox import Engine
 from coderoom.sandbox import SandboxUnavailable as SandboxMissing
@@ -40,8 +41,10 @@ class EmbeddedBackend:
         engine: Engine,
         *,
         max_depth: int,
+        live: LiveRuns | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.live = live
         self.engine = engine
         self.concurrency = engine.concurrency
         self.max_depth = max_depth
@@ -137,6 +140,9 @@ class EmbeddedBackend:
             yield Ended(execution_id)
 
     async def cancel(self, execution_id: uuid.UUID) -> None:
+        if self.live is not None:  # the run stops and keeps its output so far
+            self.live.steer(execution_id, Steer.CANCEL)
+            return
         task = self._running.get(execution_id)
         if task is not None:
             task.cancel()  # the engine kills the sandbox on cancellation
@@ -163,6 +169,7 @@ class EmbeddedBackend:
                 self.engine,
                 execution_id,
                 claimed=submission.placement.claimed,
+                live=self.live,
             )
         )
         self._running[execution_id] = job

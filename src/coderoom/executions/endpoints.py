@@ -183,6 +183,7 @@ async def create_execution(
         policy=executions.policy,
         backend=executions.backend,
         correlation_id=request.state.correlation_id,
+        live=executions.live,
     )
     return Accepted(execution, executions, wait=wait)
 
@@ -230,14 +231,14 @@ async def cancel_execution(
     executions: Executions,
     request: Request,
 ) -> ExecutionRead:
-    """Cancel a queued or running execution (a running program is killed); a finished one
-    is returned unchanged."""
+    """Cancel a queued or running execution (a running program is killed, and the output it
+    printed so far is kept in its result); a finished one is returned unchanged."""
     execution = await service.get_visible(db, user=user, execution_id=execution_id)
     hide_session_work_from_api_keys(
         request, execution.session_id, ExecutionNotFound("No such execution.")
     )
     execution = await service.cancel(
-        db, user=user, execution_id=execution_id, backend=executions.backend
+        db, user=user, execution_id=execution_id, backend=executions.backend, live=executions.live
     )
     return service.to_read(execution)
 
@@ -278,6 +279,7 @@ async def run_session(
         backend=executions.backend,
         documents=executions.documents,
         correlation_id=request.state.correlation_id,
+        live=executions.live,
     )
     return Accepted(execution, executions, wait=wait)
 

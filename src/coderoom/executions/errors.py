@@ -1,6 +1,7 @@
 """Errors of the executions domain."""
 
 from coderoom.core.errors import (
+    BadRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
@@ -47,3 +48,11 @@ class QueueFull(ServiceUnavailableError):
 
 class QueueUnavailable(ServiceUnavailableError):
     code = "queue_unavailable"
+
+
+class InvalidEventId(BadRequestError):
+    code = "invalid_event_id"
+
+
+class TooManyStreams(RateLimitError):
+    code = "too_many_streams"

@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coderoom.executions.status import ExecutionStatus
@@ -44,6 +55,10 @@ class Execution(UUIDPrimaryKey, Base):
     args: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     compile_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # stdin stays open after `stdin` for input sent while it runs (live.py, /attach).
+    interactive: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     exit_code: Mapped[int | None] = mapped_column(Integer)
     signal: Mapped[int | None] = mapped_column(Integer)

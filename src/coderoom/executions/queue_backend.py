@@ -19,6 +19,7 @@ from saq.job import Status as JobStatus
 from coderoom.executions import tasks
 from coderoom.executions.backend import BackendHealth, Ended, ExecutionEvent, Placement, Submission
 from coderoom.executions.errors import QueueFull, QueueUnavailable
+from coderoom.executions.live import LiveRuns, Steer
 from coderoom.infra.queue import QueueError
 
 log = structlog.get_logger(__name__)
@@ -39,8 +40,16 @@ def _reachable() -> Iterator[None]:
 
 
 class QueueBackend:
-    def __init__(self, queue: Queue, *, heartbeat_seconds: int, max_depth: int) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        heartbeat_seconds: int,
+        max_depth: int,
+        live: LiveRuns | None = None,
+    ) -> None:
         self.queue = queue
+        self.live = live
         self.heartbeat_seconds = heartbeat_seconds
         self.max_depth = max_depth
 
@@ -108,8 +117,13 @@ class QueueBackend:
     async def cancel(self, execution_id: uuid.UUID) -> None:
         with _reachable():
             job = await self.queue.job(str(execution_id))
-            if job is not None and job.status not in TERMINAL_JOB:
-                await self.queue.abort(job, "cancelled")  # the worker running it kills the sandbox
+            if job is None or job.status in TERMINAL_JOB:
+                return
+            if job.status is JobStatus.ACTIVE and self.live is not None:
+                # The worker running it stops the program and keeps its output so far.
+                self.live.steer(execution_id, Steer.CANCEL)
+                return
+            await self.queue.abort(job, "cancelled")  # the worker running it kills the sandbox
 
     async def health(self) -> BackendHealth:
         try:

@@ -106,6 +106,37 @@ async def cancel(db: AsyncSession, execution_id: uuid.UUID, *, now: datetime) ->
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+#: What a run produced, kept on a row cancelled while it ran (its status stays cancelled).
+OUTPUT_FIELDS = (
+    "exit_code",
+    "signal",
+    "stdout",
+    "stderr",
+    "compile_output",
+    "stdout_truncated",
+    "stderr_truncated",
+    "wall_time_ms",
+    "cpu_time_ms",
+    "memory_kb",
+)
+
+
+async def keep_output(db: AsyncSession, execution_id: uuid.UUID, *, values: dict[str, Any]) -> bool:
+    """cancelled (by request, while it ran) → the same, with the output the run had so far."""
+    result = await db.execute(
+        update(Execution)
+        .where(
+            Execution.id == execution_id,
+            Execution.status == ExecutionStatus.CANCELLED,
+            Execution.started_at.is_not(None),
+            Execution.wall_time_ms.is_(None),  # once only
+        )
+        .values({name: values[name] for name in OUTPUT_FIELDS})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def requeue(db: AsyncSession, execution_ids: list[uuid.UUID]) -> None:
     """running → queued, for runs interrupted by a shutdown: they run again at the next start."""
     if execution_ids:

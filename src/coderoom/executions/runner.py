@@ -15,6 +15,7 @@ outage delays executions but neither fails them nor leaves them `running`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -27,11 +28,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from coderoom.executions import repository, service
-from coderoom.executions.status import ExecutionStatus
+from coderoom.executions.live import LiveRuns, RunPublisher
+from coderoom.executions.status import TERMINAL, ExecutionStatus
 from coderoom.infra import metrics
 from coderoom.infra import sentry as monitoring
 from coderoom.infra.db import DatabaseUnavailable, session_scope
-from coderoom.sandbox import Engine, ProgramError, Result
+from coderoom.sandbox import Engine, ProgramError, Result, RunControl
 from coderoom.sandbox import Status as Verdict
 
 log = structlog.get_logger(__name__)
@@ -42,6 +44,14 @@ T = TypeVar("T")
 #: The one definition of the retry cap: recovery, the reconciler and the queue's own
 #: retry count all derive from it.
 MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Claimed:
+    correlation_id: str
+    spec: service.RunSpec
+    session_id: uuid.UUID | None
+    created_by: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ async def _claim(
     *,
     retry: bool,
     claimed: bool,
-) -> tuple[str, service.RunSpec] | None:
+) -> Claimed | None:
     """Take the row (unless the request already did) and read what to run."""
     async with session_scope(sessionmaker) as db:
         now = datetime.now(UTC)
@@ -108,7 +118,12 @@ async def _claim(
             )
             log.error("execution.gave_up", execution_id=str(execution_id))
             return None
-        return execution.correlation_id or "", service.run_spec(execution)
+        return Claimed(
+            execution.correlation_id or "",
+            service.run_spec(execution),
+            execution.session_id,
+            execution.created_by,
+        )
 
 
 async def run_execution(
@@ -119,16 +134,18 @@ async def run_execution(
     retry: bool = False,
     claimed: bool = False,
     correlation_id: str | None = None,
+    live: LiveRuns | None = None,
 ) -> None:
     """Run one execution. `retry`: the previous attempt's worker died, take over its row;
-    `claimed`: the row was inserted `running` for this process, no claim needed."""
+    `claimed`: the row was inserted `running` for this process, no claim needed; `live`:
+    publish its events as it goes and take commands (stdin, signals, cancel)."""
     taken = await with_database(
         "claim", lambda: _claim(sessionmaker, execution_id, retry=retry, claimed=claimed)
     )
     if taken is None:
         return
-    stored_correlation, spec = taken
-    correlation_id = stored_correlation or correlation_id
+    spec = taken.spec
+    correlation_id = taken.correlation_id or correlation_id
     with (
         structlog.contextvars.bound_contextvars(
             execution_id=str(execution_id), language=spec.language, correlation_id=correlation_id
@@ -139,18 +156,40 @@ async def run_execution(
     ):
         log.info("execution.started")
         started = time.perf_counter()
+        control = RunControl(interactive=spec.interactive)
+        publisher: RunPublisher | None = None
+        steering: asyncio.Task[None] | None = None
+        if live is not None:
+            publisher = live.publisher(
+                execution_id, session_id=taken.session_id, created_by=taken.created_by
+            )
+            steering = asyncio.create_task(live.steer_run(execution_id, control))
         try:
             result = await engine.run(
-                spec.language, spec.program, spec.limits, compile_limits=spec.compile_limits
+                spec.language,
+                spec.program,
+                spec.limits,
+                compile_limits=spec.compile_limits,
+                observer=publisher,
+                control=control,
             )
         except ProgramError as exc:  # unknown language now, or bad stored program
             result = Result(status=Verdict.INTERNAL_ERROR, message=str(exc))
+        finally:
+            if steering is not None:
+                steering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await steering
         metrics.observe_run(
             spec.language, str(result.status), time.perf_counter() - started, result.wall_time_ms
         )
         if result.status is Verdict.INTERNAL_ERROR:
             log.error("execution.internal_error", message=result.message)
         stored = await with_database("store", lambda: _store(sessionmaker, execution_id, result))
+        if publisher is not None:
+            final = await with_database("read", lambda: _final(sessionmaker, execution_id))
+            if final is not None:
+                publisher.finish(final)
         log.info(
             "execution.finished",
             status=str(result.status),
@@ -162,10 +201,24 @@ async def run_execution(
 async def _store(
     sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, result: Result
 ) -> bool:
+    """Store the verdict; on a row cancelled meanwhile, keep the output it had so far."""
+    values = service.result_values(result)
     async with session_scope(sessionmaker) as db:
-        return await repository.finish(
-            db, execution_id, values=service.result_values(result), now=datetime.now(UTC)
-        )
+        if await repository.finish(db, execution_id, values=values, now=datetime.now(UTC)):
+            return True
+        await repository.keep_output(db, execution_id, values=values)
+        return False
+
+
+async def _final(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID
+) -> dict[str, object] | None:
+    """The execution as GET returns it, once it is over."""
+    async with session_scope(sessionmaker) as db:
+        execution = await repository.get(db, execution_id)
+        if execution is None or execution.status not in TERMINAL:
+            return None
+        return service.to_read(execution).model_dump(mode="json")
 
 
 async def fail(

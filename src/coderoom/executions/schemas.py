@@ -93,6 +93,11 @@ class ExecutionCreate(BaseModel):
     limits: LimitsIn | None = None
     compile_limits: CompileLimitsIn | None = None
     session_id: uuid.UUID | None = None
+    interactive: bool = Field(
+        default=False,
+        description="Keep stdin open after `stdin`: send more, EOF and signals over "
+        "GET /sandbox/executions/{id}/attach (WebSocket) while it runs.",
+    )
 
     @model_validator(mode="after")
     def _one_program(self) -> ExecutionCreate:
@@ -108,6 +113,7 @@ class SessionRun(BaseModel):
 
     stdin: RawCode = ""
     args: list[RawCode] = Field(default_factory=list, max_length=64)
+    interactive: bool = Field(default=False, description="As for POST /sandbox/executions.")
 
 
 class ExecutionRead(BaseModel):
@@ -127,6 +133,7 @@ class ExecutionRead(BaseModel):
     memory_kb: int | None
     limits: dict[str, Any]
     compile_limits: dict[str, Any] | None
+    interactive: bool
     message: str | None = Field(description="Why: for timeouts, limits, errors.")
     session_id: uuid.UUID | None
     created_by: uuid.UUID

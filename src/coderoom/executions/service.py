@@ -30,6 +30,7 @@ from coderoom.executions.errors import (
     UnknownLanguage,
     VersionUnavailable,
 )
+from coderoom.executions.live import LiveRuns
 from coderoom.executions.models import Execution
 from coderoom.executions.schemas import (
     CompileLimitsIn,
@@ -76,6 +77,7 @@ class RunSpec:
     program: Program
     limits: Limits
     compile_limits: CompileLimits | None = None  # None: the engine's defaults
+    interactive: bool = False
 
 
 def _now() -> datetime:
@@ -107,6 +109,7 @@ def to_read(execution: Execution) -> ExecutionRead:
         memory_kb=execution.memory_kb,
         limits=execution.limits,
         compile_limits=execution.compile_limits,
+        interactive=execution.interactive,
         message=execution.error,
         session_id=execution.session_id,
         created_by=execution.created_by,
@@ -264,9 +267,10 @@ async def _accept(
     files: list[tuple[str, str, str]],
     session_id: uuid.UUID | None,
     correlation_id: str | None,
+    live: LiveRuns | None,
 ) -> Execution:
     """Insert the row (already `running` when the backend starts it at once) and submit it
-    to the backend after the commit."""
+    to the backend after the commit (telling its watchers it is queued)."""
     now = _now()
     claimed = placement.claimed
     execution = Execution(
@@ -282,6 +286,7 @@ async def _accept(
         args=list(spec.program.args),
         limits=spec.limits.as_dict(),
         compile_limits=spec.compile_limits.as_dict() if spec.compile_limits else None,
+        interactive=spec.interactive,
         session_id=session_id,
         created_by=user.id,
         correlation_id=correlation_id,
@@ -292,8 +297,11 @@ async def _accept(
     db.add(execution)
     await db.flush()
     submission = Submission(execution.id, correlation_id, placement)
+    execution_id, created_by = execution.id, user.id
 
     async def submit() -> None:
+        if live is not None and not claimed:
+            live.status(execution_id, session_id=session_id, created_by=created_by, status="queued")
         await backend.submit(submission)
 
     after_commit(db, submit)
@@ -308,6 +316,7 @@ async def create(
     policy: ExecutionPolicy,
     backend: ExecutionBackend,
     correlation_id: str | None = None,
+    live: LiveRuns | None = None,
 ) -> Execution:
     """Accept a program to run; it goes to `backend` once this transaction commits."""
     if data.session_id is not None:
@@ -324,6 +333,7 @@ async def create(
         program,
         _limits(language, data.limits),
         _compile_limits(language, data.compile_limits),
+        interactive=data.interactive,
     )
     placement = await _admit(db, policy, backend, user)
     return await _accept(
@@ -335,6 +345,7 @@ async def create(
         files=files,
         session_id=data.session_id,
         correlation_id=correlation_id,
+        live=live,
     )
 
 
@@ -348,6 +359,7 @@ async def run_session(
     backend: ExecutionBackend,
     documents: SessionDocuments,
     correlation_id: str | None = None,
+    live: LiveRuns | None = None,
 ) -> Execution:
     """Run exactly what the session's live document holds now: every file, its entry file
     first, in the document's language (owner, editor)."""
@@ -369,10 +381,12 @@ async def run_session(
             program,
             language.limits,
             language.compile_limits if language.compiled else None,
+            interactive=data.interactive,
         ),
         files=files,
         session_id=session_id,
         correlation_id=correlation_id,
+        live=live,
     )
 
 
@@ -421,30 +435,46 @@ async def list_visible(
     return ExecutionPage(items=[to_read(r) for r in rows], next_cursor=next_cursor)
 
 
+async def may_steer(db: AsyncSession, *, user: User, execution: Execution) -> bool:
+    """Whether `user` may run it, so cancel it, type into it or signal it: its creator, or
+    an owner/editor of its session (a viewer may only watch)."""
+    if execution.created_by == user.id:
+        return True
+    if execution.session_id is None:
+        return False
+    try:
+        await sessions_service.access(db, session_id=execution.session_id, user=user, need="edit")
+    except (PermissionDeniedError, SessionNotFound):
+        return False
+    return True
+
+
 async def cancel(
-    db: AsyncSession, *, user: User, execution_id: uuid.UUID, backend: ExecutionBackend
+    db: AsyncSession,
+    *,
+    user: User,
+    execution_id: uuid.UUID,
+    backend: ExecutionBackend,
+    live: LiveRuns | None = None,
 ) -> Execution:
-    """Cancel if still queued or running (the backend kills a running program once this
-    commits); a finished execution is returned unchanged. The creator, or an owner/editor
-    of its session, may cancel."""
+    """Cancel if still queued or running (the backend stops a running program once this
+    commits, and its output so far is kept); a finished execution is returned unchanged.
+    The creator, or an owner/editor of its session, may cancel."""
     execution = await get_visible(db, user=user, execution_id=execution_id)
-    if execution.created_by != user.id:
-        assert execution.session_id is not None
-        try:
-            await sessions_service.access(
-                db, session_id=execution.session_id, user=user, need="edit"
-            )
-        except PermissionDeniedError:
-            raise PermissionDeniedError(
-                "Only its creator or the session's editors may cancel it."
-            ) from None
+    if not await may_steer(db, user=user, execution=execution):
+        raise PermissionDeniedError("Only its creator or the session's editors may cancel it.")
+    was_queued = execution.status is ExecutionStatus.QUEUED
     if await repository.cancel(db, execution_id, now=_now()):
+        await db.refresh(execution)
+        final = to_read(execution).model_dump(mode="json")
+        session_id = execution.session_id
 
         async def stop_it() -> None:
+            if was_queued and live is not None:  # it never runs: nobody else says it ended
+                live.finish(execution_id, session_id=session_id, result=final)
             await backend.cancel(execution_id)
 
         after_commit(db, stop_it)
-        await db.refresh(execution)
     return execution
 
 
@@ -484,4 +514,10 @@ def run_spec(execution: Execution) -> RunSpec:
         args=tuple(execution.args),
     )
     compile_limits = CompileLimits(**execution.compile_limits) if execution.compile_limits else None
-    return RunSpec(execution.language, program, Limits(**execution.limits), compile_limits)
+    return RunSpec(
+        execution.language,
+        program,
+        Limits(**execution.limits),
+        compile_limits,
+        interactive=execution.interactive,
+    )

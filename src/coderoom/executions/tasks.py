@@ -57,6 +57,7 @@ async def run(ctx: Context, *, execution_id: str, correlation_id: str | None = N
             uuid.UUID(execution_id),
             retry=job.attempts > 1,
             correlation_id=correlation_id,
+            live=extra.get("live"),
         )
     finally:
         beating.cancel()

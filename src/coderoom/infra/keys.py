@@ -9,7 +9,10 @@ What ends up in Redis, for the prefix `P`:
 - the execution queue: SAQ's keys `saq:P:executions:…` and `saq:job:P:executions:…` (SAQ
   puts its own `saq:` first and the queue name second) and its channels `saq:job:P:executions:…`;
 - WebSocket tickets: `P:ws-ticket:<sha256>` (30 s each, see auth/tickets.py);
-- our own channels: `P:auth:invalidate` (principal cache eviction, see auth/principal.py).
+- our own channels: `P:auth:invalidate` (principal cache eviction, see auth/principal.py);
+- live executions (infra/eventlog.py): the Streams `P:executions:<id>:events` (a run's
+  events), `P:executions:<id>:control` (stdin, signals and cancel for the worker running
+  it) and `P:sessions:<id>:events` (every run of a session); each expires after its end.
 
 One SAQ key is not named after the queue: the abort marker `saq:abort:<job key>`, which
 lives a few seconds. Its job key is the execution's UUID, which no other deployment's
@@ -47,3 +50,12 @@ class RedisNames:
 
     def channel(self, name: str) -> str:
         return self.key(name)
+
+    def execution_events(self, execution_id: str) -> str:
+        return self.key("executions", execution_id, "events")
+
+    def execution_control(self, execution_id: str) -> str:
+        return self.key("executions", execution_id, "control")
+
+    def session_events(self, session_id: str) -> str:
+        return self.key("sessions", session_id, "events")

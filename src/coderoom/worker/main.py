@@ -61,6 +61,7 @@ async def _work(
             sessionmaker=sessionmaker,
             engine=sandbox,
             heartbeat_seconds=settings.worker_heartbeat_seconds,
+            live=services.live,
         )
 
     worker = Worker(
