@@ -32,6 +32,7 @@ from coderoom.auth.models import User
 from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core.closecodes import CloseCode, close_reason
 from coderoom.core.errors import PermissionDeniedError
+from coderoom.core.tokenbucket import TokenBucket
 from coderoom.executions import repository, service
 from coderoom.executions.deps import Executions, ExecutionsContext, Slot
 from coderoom.executions.errors import ExecutionNotFound, InvalidEventId
@@ -46,7 +47,7 @@ from coderoom.executions.live import (
 from coderoom.executions.status import TERMINAL
 from coderoom.infra.db import session_scope
 from coderoom.infra.dbdeps import DbSession
-from coderoom.sandbox.control import ALLOWED_SIGNALS
+from coderoom.sandbox.control import ALLOWED_SIGNALS, STDIN_BUFFER_BYTES
 from coderoom.sessions import service as sessions_service
 from coderoom.sessions.errors import SessionNotFound
 
@@ -276,6 +277,9 @@ async def session_events(
 
 #: The largest message a client may send (one stdin chunk, JSON-encoded).
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+#: Messages a client may send: this many at once, then this many a second.
+MESSAGE_BURST = 100
+MESSAGES_PER_SECOND = 50.0
 SIGNALS = {signal.Signals(s).name: int(s) for s in ALLOWED_SIGNALS}
 
 
@@ -353,10 +357,15 @@ async def _attached(
             activity.set()
 
     async def listen() -> None:
+        rate = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
         while True:
             text = await websocket.receive_text()
             activity.set()
             try:
+                if not rate.take():
+                    raise _Refused(
+                        "too_fast", f"Send at most {MESSAGES_PER_SECOND:g} messages a second."
+                    )
                 if len(text.encode()) > MAX_CLIENT_MESSAGE_BYTES:
                     raise _Refused(
                         "too_big", f"Messages are at most {MAX_CLIENT_MESSAGE_BYTES} bytes."
@@ -454,4 +463,9 @@ async def _command(
     data = message.get("data")
     if not isinstance(data, str):
         raise _Refused("invalid_message", "stdin needs data: a string.")
-    live.steer(execution_id, Steer.STDIN, data)
+    if not await live.offer_stdin(execution_id, data):
+        raise _Refused(
+            "stdin_full",
+            f"The program has {STDIN_BUFFER_BYTES} bytes of input it has not read yet;"
+            " send more once it reads some.",
+        )
