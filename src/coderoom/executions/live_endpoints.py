@@ -31,11 +31,11 @@ from coderoom.auth.deps import CurrentUser, ExecutionCaller, hide_session_work_f
 from coderoom.auth.models import User
 from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core.closecodes import CloseCode, close_reason
-from coderoom.core.errors import PermissionDeniedError
+from coderoom.core.errors import PermissionDeniedError, raises
 from coderoom.core.tokenbucket import TokenBucket
 from coderoom.executions import repository, service
 from coderoom.executions.deps import Executions, ExecutionsContext, Slot
-from coderoom.executions.errors import ExecutionNotFound, InvalidEventId
+from coderoom.executions.errors import ExecutionNotFound, TooManyStreams
 from coderoom.executions.live import (
     EventKind,
     LiveEvent,
@@ -58,7 +58,7 @@ LastEventId = Annotated[
     Header(
         alias="Last-Event-ID",
         max_length=64,
-        description="Resume after this event id (SSE reconnection).",
+        description="Resume after this event id (SSE reconnection); anything else is ignored.",
     ),
 ]
 _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -76,11 +76,11 @@ def _live(executions: ExecutionsContext) -> LiveRuns:
 
 
 def _after(last_event_id: str | None) -> str | None:
-    if last_event_id is None or not last_event_id.strip():
+    """The position to resume after; a value that is no event id of ours (a browser only
+    sends back ids it was given) is ignored: the stream starts from the beginning."""
+    if last_event_id is None or not valid_event_id(last_event_id):
         return None
-    if not valid_event_id(last_event_id.strip()):
-        raise InvalidEventId("Last-Event-ID is not an event id this server gave.")
-    return last_event_id.strip()
+    return last_event_id
 
 
 def sse(event: LiveEvent) -> ServerSentEvent:
@@ -191,10 +191,11 @@ def _response(
 
 
 @router.get(
-    "/sandbox/executions/{execution_id}/events",
+    "/sandbox/executions/{execution_id:uuid}/events",
     response_class=EventSourceResponse,
     responses=_SSE_RESPONSES,
 )
+@raises(ExecutionNotFound, TooManyStreams)
 async def execution_events(
     execution_id: uuid.UUID,
     db: DbSession,
@@ -228,10 +229,11 @@ async def execution_events(
 
 
 @router.get(
-    "/sessions/{session_id}/events",
+    "/sessions/{session_id:uuid}/events",
     response_class=EventSourceResponse,
     responses=_SSE_RESPONSES,
 )
+@raises(SessionNotFound, TooManyStreams)
 async def session_events(
     session_id: uuid.UUID,
     db: DbSession,
@@ -302,7 +304,7 @@ class _Refused(Exception):
         self.code = code
 
 
-@router.websocket("/sandbox/executions/{execution_id}/attach")
+@router.websocket("/sandbox/executions/{execution_id:uuid}/attach")
 async def attach_execution(websocket: WebSocket, execution_id: uuid.UUID) -> None:
     """Watch a run and, if you may run it, type into it and signal it (docs/API.md)."""
     state = websocket.app.state.coderoom
