@@ -471,3 +471,67 @@ async def test_live_connections_per_user_are_capped(api: Api, http: httpx.AsyncC
         await ws.send(json.dumps({"type": "stdin", "data": "\n"}))
         seen: list[dict[str, Any]] = []
         assert (await until_result(ws, seen))["stdout"] == "done\n"
+
+
+HOLD_THEN_READ = (
+    "import signal, sys, time\n"
+    "go = False\n"
+    "def wake(*_):\n"
+    "    global go\n"
+    "    go = True\n"
+    "signal.signal(signal.SIGUSR1, wake)\n"
+    "print('ready', flush=True)\n"
+    "while not go:\n"
+    "    time.sleep(0.02)\n"
+    "total = 0\n"
+    "while chunk := sys.stdin.buffer.read1(65536):\n"
+    "    total += len(chunk)\n"
+    "    print('total', total, flush=True)\n"
+    "print('done', total, flush=True)\n"
+)
+
+
+async def _replies_until_invalid(ws: ClientConnection, seen: list[dict[str, Any]]) -> list[str]:
+    """The error codes answered up to the `invalid_message` that marks the end of a batch."""
+    codes: list[str] = []
+    async with asyncio.timeout(60):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] != "error":
+                seen.append(message)
+            elif message["code"] == "invalid_message":
+                return codes
+            else:
+                codes.append(message["code"])
+
+
+async def test_unread_stdin_is_bounded_and_refused_until_the_program_reads(
+    api: Api, http: httpx.AsyncClient
+) -> None:
+    user = await sign_up(http)
+    limits = {"wall_time_ms": 30000}
+    eid = (await run(http, user, HOLD_THEN_READ, interactive=True, limits=limits))["id"]
+    chunk = "A" * 60_000
+    seen: list[dict[str, Any]] = []
+    async with await attach(api, eid, user) as ws:
+        await ws.recv()
+        await until_text(ws, "ready\n", seen)
+        for _ in range(30):  # 1.8 MB to a program that reads nothing yet
+            await ws.send(json.dumps({"type": "stdin", "data": chunk}))
+        await ws.send(json.dumps({"type": "bogus"}))
+        codes = await _replies_until_invalid(ws, seen)
+        assert set(codes) == {"stdin_full"}
+        accepted = 30 - len(codes)
+        assert 0 < accepted * len(chunk) <= 1024 * 1024
+        # Once the program reads what it holds, input is taken again.
+        await ws.send(json.dumps({"type": "signal", "signal": "SIGUSR1"}))
+        await until_text(ws, f"total {accepted * len(chunk)}\n", seen)
+        async with asyncio.timeout(30):
+            while True:  # the runner gives the bytes back within a tenth of a second
+                await ws.send(json.dumps({"type": "stdin", "data": "tail"}))
+                await ws.send(json.dumps({"type": "bogus"}))
+                if not await _replies_until_invalid(ws, seen):
+                    break
+        await ws.send(json.dumps({"type": "eof"}))
+        result = await until_result(ws, seen)
+    assert result["stdout"].endswith(f"done {accepted * len(chunk) + 4}\n")

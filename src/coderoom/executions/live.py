@@ -19,7 +19,9 @@ same events from the stored row, so a late reader always gets the whole run.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +33,7 @@ import structlog
 
 from coderoom.infra.eventlog import Entry, Lagged, Logs, follow, parse_id
 from coderoom.infra.keys import RedisNames
-from coderoom.sandbox.control import OutputStream, Phase, RunControl
+from coderoom.sandbox.control import STDIN_BUFFER_BYTES, OutputStream, Phase, RunControl
 
 log = structlog.get_logger(__name__)
 
@@ -227,19 +229,69 @@ class LiveRuns:
             {"type": command.value, "value": value},
         )
 
+    async def offer_stdin(self, execution_id: uuid.UUID, data: str) -> bool:
+        """Send input unless the run already holds STDIN_BUFFER_BYTES its program has not
+        read (counted across every instance: `names.execution_stdin`, settled by
+        `steer_run` as the program reads); False: refused, nothing sent."""
+        key = self.names.execution_stdin(str(execution_id))
+        size = len(data.encode())
+        backlog = await self.logs.count(key, size)
+        if backlog is None or backlog > STDIN_BUFFER_BYTES:
+            if backlog is not None:
+                await self.logs.count(key, -size)
+            return False
+        self.steer(execution_id, Steer.STDIN, data)
+        return True
+
     async def steer_run(self, execution_id: uuid.UUID, control: RunControl) -> None:
         """Apply the execution's commands to its run, until cancelled (by the runner)."""
         key = self.names.execution_control(str(execution_id))
-        async with self.logs.watch(key) as tail:
-            async for item in follow(tail, None):
-                if isinstance(item, Entry):
-                    _apply(control, item.fields)
+        backlog = _StdinBacklog(self.logs, self.names.execution_stdin(str(execution_id)))
+        settling = asyncio.create_task(backlog.settle_while(control))
+        try:
+            async with self.logs.watch(key) as tail:
+                async for item in follow(tail, None):
+                    if isinstance(item, Entry):
+                        await _apply(control, item.fields, backlog)
+        finally:
+            settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await settling
+            # The run is over: nothing it held is unread any more.
+            await backlog.settle(backlog.held)
 
 
-def _apply(control: RunControl, fields: Any) -> None:
+#: How often a run's runner tells the shared stdin count what its program has read.
+STDIN_SETTLE_SECONDS = 0.1
+
+
+class _StdinBacklog:
+    """The runner's side of the stdin count: bytes taken from the control log and not yet
+    read by the program (`held`), given back to the shared count as the program reads."""
+
+    def __init__(self, logs: Logs, key: str) -> None:
+        self.logs = logs
+        self.key = key
+        self.held = 0
+
+    async def settle(self, size: int) -> None:
+        if size > 0:
+            self.held -= size
+            await self.logs.count(self.key, -size)
+
+    async def settle_while(self, control: RunControl) -> None:
+        while True:
+            await asyncio.sleep(STDIN_SETTLE_SECONDS)  # a polling period: pipes send no news
+            await self.settle(self.held - control.stdin_buffered())
+
+
+async def _apply(control: RunControl, fields: Any, backlog: _StdinBacklog) -> None:
     command, value = fields.get("type"), fields.get("value", "")
     if command == Steer.STDIN:
-        control.write_stdin(value.encode())
+        data = value.encode()
+        backlog.held += len(data)
+        if not control.write_stdin(data):  # closed, over, or full (a race between senders)
+            await backlog.settle(len(data))
     elif command == Steer.EOF:
         control.close_stdin()
     elif command == Steer.SIGNAL:

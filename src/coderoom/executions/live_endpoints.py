@@ -1,8 +1,11 @@
 """Live routes: a run's events over SSE, a session's runs over SSE, and /attach (WebSocket).
 
-Authorization is checked once, before the stream starts, exactly as for GET of the same
-resource; the request's database session is closed before the first event (`DbSession` is
-function-scoped), so an open stream holds no database connection. Each live connection
+Authorization is checked before the stream starts, exactly as for GET of the same resource,
+and again while it runs (`Access`: at most once a second, each check a short database
+session of its own), so a participant who is removed or demoted stops receiving and
+steering within a second; the request's database session is closed before the first event
+(`DbSession` is function-scoped), so an open stream holds no database connection between
+checks. Each live connection
 takes one of the user's slots (`ConnectionSlots`), given back when it ends.
 
 SSE framing is sse-starlette's (`EventSourceResponse`: `id:`/`event:`/`data:` lines,
@@ -28,7 +31,8 @@ from coderoom.auth.deps import CurrentUser, ExecutionCaller, hide_session_work_f
 from coderoom.auth.models import User
 from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core.closecodes import CloseCode, close_reason
-from coderoom.core.errors import raises
+from coderoom.core.errors import PermissionDeniedError, raises
+from coderoom.core.tokenbucket import TokenBucket
 from coderoom.executions import repository, service
 from coderoom.executions.deps import Executions, ExecutionsContext, Slot
 from coderoom.executions.errors import ExecutionNotFound, TooManyStreams
@@ -43,7 +47,7 @@ from coderoom.executions.live import (
 from coderoom.executions.status import TERMINAL
 from coderoom.infra.db import session_scope
 from coderoom.infra.dbdeps import DbSession
-from coderoom.sandbox.control import ALLOWED_SIGNALS
+from coderoom.sandbox.control import ALLOWED_SIGNALS, STDIN_BUFFER_BYTES
 from coderoom.sessions import service as sessions_service
 from coderoom.sessions.errors import SessionNotFound
 
@@ -81,6 +85,64 @@ def _after(last_event_id: str | None) -> str | None:
 
 def sse(event: LiveEvent) -> ServerSentEvent:
     return ServerSentEvent(data=event.json, event=event.kind.value, id=event.id, sep="\n")
+
+
+#: How long a live connection may act on an access check before it is made again.
+ACCESS_TTL_SECONDS = 1.0
+
+
+class Access:
+    """What one caller may do with one run: `readable` (may watch) and `writable` (may
+    steer), re-checked when asked and ACCESS_TTL_SECONDS have passed since the last check
+    (so a run of commands costs one check a second). A lost read right is final."""
+
+    def __init__(
+        self,
+        executions: ExecutionsContext,
+        execution_id: uuid.UUID,
+        user: User,
+        *,
+        api_key: bool,
+        writable: bool,
+    ) -> None:
+        self.executions = executions
+        self.execution_id = execution_id
+        self.user = user
+        self.api_key = api_key
+        self.readable = True
+        self.writable = writable
+        # The upgrade's check does not count: the first command is always checked afresh.
+        self._checked = -ACCESS_TTL_SECONDS
+
+    async def check(self) -> Access:
+        now = asyncio.get_running_loop().time()
+        if not self.readable or now - self._checked < ACCESS_TTL_SECONDS:
+            return self
+        async with session_scope(self.executions.sessionmaker) as db:
+            try:
+                execution = await service.get_visible(
+                    db, user=self.user, execution_id=self.execution_id
+                )
+            except ExecutionNotFound:
+                self.readable = self.writable = False
+            else:
+                if self.api_key and execution.session_id is not None:
+                    self.readable = self.writable = False
+                else:
+                    self.writable = await service.may_steer(db, user=self.user, execution=execution)
+        self._checked = asyncio.get_running_loop().time()
+        return self
+
+
+async def _may_read_session(
+    executions: ExecutionsContext, session_id: uuid.UUID, user: User
+) -> bool:
+    async with session_scope(executions.sessionmaker) as db:
+        try:
+            await sessions_service.access(db, session_id=session_id, user=user, need="read")
+        except (SessionNotFound, PermissionDeniedError):
+            return False
+    return True
 
 
 def stored_events(executions: ExecutionsContext, execution_id: uuid.UUID) -> Any:
@@ -189,9 +251,25 @@ async def session_events(
     idle = executions.streams.idle_seconds
 
     async def events() -> AsyncGenerator[ServerSentEvent, None]:
-        async for event in live.session_events(session_id, after=after, idle=idle):
+        loop = asyncio.get_running_loop()
+        checked = last_event = loop.time()
+        run: str | None = None  # the run whose events were relayed last
+        tick = min(idle, ACCESS_TTL_SECONDS)
+        async for event in live.session_events(session_id, after=after, idle=tick):
+            now = loop.time()
+            new_run = event is not None and event.data.get("execution_id") != run
+            # Access is re-checked every second, and always before a new run is relayed: a
+            # removed participant sees nothing of the runs after the removal.
+            if new_run or now - checked >= ACCESS_TTL_SECONDS:
+                if not await _may_read_session(executions, session_id, user):
+                    return
+                checked = loop.time()
             if event is None:
-                return  # idle: the client reconnects with Last-Event-ID when it wants more
+                if now - last_event >= idle:
+                    return  # idle: the client reconnects with Last-Event-ID when it wants more
+                continue
+            last_event = now
+            run = event.data.get("execution_id", run)
             yield sse(event)
 
     return _response(events(), executions, slot)
@@ -201,6 +279,9 @@ async def session_events(
 
 #: The largest message a client may send (one stdin chunk, JSON-encoded).
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+#: Messages a client may send: this many at once, then this many a second.
+MESSAGE_BURST = 100
+MESSAGES_PER_SECOND = 50.0
 SIGNALS = {signal.Signals(s).name: int(s) for s in ALLOWED_SIGNALS}
 
 
@@ -238,10 +319,13 @@ async def attach_execution(websocket: WebSocket, execution_id: uuid.UUID) -> Non
             raise ExecutionNotFound("No such execution.")
         writable = await service.may_steer(db, user=user, execution=execution)
         interactive = execution.interactive
+    access = Access(
+        executions, execution_id, user, api_key=caller.api_key_id is not None, writable=writable
+    )
     slot = executions.slots.take(user.id)
     try:
         await websocket.accept(subprotocol=caller.subprotocol)
-        await _attached(websocket, executions, execution_id, writable, interactive, user)
+        await _attached(websocket, executions, execution_id, access, interactive)
     finally:
         slot.release()
 
@@ -250,9 +334,8 @@ async def _attached(
     websocket: WebSocket,
     executions: ExecutionsContext,
     execution_id: uuid.UUID,
-    writable: bool,
+    access: Access,
     interactive: bool,
-    user: User,
 ) -> None:
     live = _live(executions)
     activity = asyncio.Event()  # an event sent or a message received: not idle
@@ -261,7 +344,7 @@ async def _attached(
             "type": "attached",
             "execution_id": str(execution_id),
             "interactive": interactive,
-            "writable": writable,
+            "writable": access.writable,
         }
     )
 
@@ -276,15 +359,20 @@ async def _attached(
             activity.set()
 
     async def listen() -> None:
+        rate = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
         while True:
             text = await websocket.receive_text()
             activity.set()
             try:
+                if not rate.take():
+                    raise _Refused(
+                        "too_fast", f"Send at most {MESSAGES_PER_SECOND:g} messages a second."
+                    )
                 if len(text.encode()) > MAX_CLIENT_MESSAGE_BYTES:
                     raise _Refused(
                         "too_big", f"Messages are at most {MAX_CLIENT_MESSAGE_BYTES} bytes."
                     )
-                await _command(executions, live, execution_id, user, text, writable, interactive)
+                await _command(executions, live, execution_id, access, text, interactive)
             except _Refused as refused:
                 await websocket.send_json(
                     {"type": "error", "code": refused.code, "message": str(refused)}
@@ -299,7 +387,15 @@ async def _attached(
                 return
             activity.clear()
 
+    async def access_watch() -> None:
+        """Ends the connection (4403) once the caller may no longer watch the run."""
+        while True:
+            await asyncio.sleep(ACCESS_TTL_SECONDS)  # a check's period, not a synchronisation
+            if not (await access.check()).readable:
+                return
+
     tasks = {
+        asyncio.create_task(access_watch(), name="access"),
         asyncio.create_task(pump(), name="pump"),
         asyncio.create_task(listen(), name="listen"),
         asyncio.create_task(idle_watch(), name="idle"),
@@ -314,6 +410,8 @@ async def _attached(
         for task in done:
             if task.get_name() == "idle":
                 code, reason = CloseCode.IDLE_TIMEOUT, "idle"
+            elif task.get_name() == "access" and task.exception() is None:
+                code, reason = CloseCode.FORBIDDEN, "you may no longer watch this run"
             elif task.get_name() == "listen":
                 return  # the client left (or broke the protocol): nothing to close
             elif task.exception() is not None:
@@ -330,9 +428,8 @@ async def _command(
     executions: ExecutionsContext,
     live: LiveRuns,
     execution_id: uuid.UUID,
-    user: User,
+    access: Access,
     text: str,
-    writable: bool,
     interactive: bool,
 ) -> None:
     try:
@@ -342,12 +439,16 @@ async def _command(
     kind = message.get("type") if isinstance(message, dict) else None
     if kind not in {"stdin", "eof", "signal", "cancel"}:
         raise _Refused("invalid_message", "type must be stdin, eof, signal or cancel.")
-    if not writable:
+    if not (await access.check()).writable:  # as of at most ACCESS_TTL_SECONDS ago
         raise _Refused("read_only", "You may watch this run but not write to it.")
     if kind == "cancel":
         async with session_scope(executions.sessionmaker) as db:
             await service.cancel(
-                db, user=user, execution_id=execution_id, backend=executions.backend, live=live
+                db,
+                user=access.user,
+                execution_id=execution_id,
+                backend=executions.backend,
+                live=live,
             )
         return
     if kind == "signal":
@@ -364,4 +465,9 @@ async def _command(
     data = message.get("data")
     if not isinstance(data, str):
         raise _Refused("invalid_message", "stdin needs data: a string.")
-    live.steer(execution_id, Steer.STDIN, data)
+    if not await live.offer_stdin(execution_id, data):
+        raise _Refused(
+            "stdin_full",
+            f"The program has {STDIN_BUFFER_BYTES} bytes of input it has not read yet;"
+            " send more once it reads some.",
+        )

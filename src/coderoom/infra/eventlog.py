@@ -156,6 +156,10 @@ class Logs(Protocol):
     def watch(self, key: str) -> contextlib.AbstractAsyncContextManager[Tail]:
         """Follow `key` for as long as the context is open."""
 
+    async def count(self, key: str, delta: int) -> int | None:
+        """Add `delta` to a counter shared by every process (kept `retain_seconds` after
+        its last change) and return the new value; None when it cannot be reached."""
+
     async def close(self) -> None: ...
 
 
@@ -167,6 +171,7 @@ class MemoryLogs:
         self.retain_seconds = retain_seconds
         self._tails: dict[str, Tail] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._counts: dict[str, int] = {}
 
     def _tail(self, key: str) -> Tail:
         tail = self._tails.get(key)
@@ -212,6 +217,14 @@ class MemoryLogs:
             if not tail.readers and not tail.entries and key not in self._expiry:
                 self._tails.pop(key, None)  # watched, never written: nothing to keep
 
+    async def count(self, key: str, delta: int) -> int | None:
+        value = self._counts.get(key, 0) + delta
+        if value > 0:
+            self._counts[key] = value
+        else:
+            self._counts.pop(key, None)
+        return value
+
     def held(self) -> int:
         return len(self._tails)
 
@@ -220,6 +233,7 @@ class MemoryLogs:
             handle.cancel()
         self._expiry.clear()
         self._tails.clear()
+        self._counts.clear()
 
 
 @dataclass
@@ -301,6 +315,17 @@ class RedisLogs:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    async def count(self, key: str, delta: int) -> int | None:
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(key, delta)
+                pipe.expire(key, int(self.retain_seconds))
+                value, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("eventlog.count_failed", error=str(exc))
+            return None
+        return int(value)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -57,5 +57,9 @@ class RedisNames:
     def execution_control(self, execution_id: str) -> str:
         return self.key("executions", execution_id, "control")
 
+    def execution_stdin(self, execution_id: str) -> str:
+        """A counter: bytes of stdin sent to the run and not yet read by the program."""
+        return self.key("executions", execution_id, "stdin")
+
     def session_events(self, session_id: str) -> str:
         return self.key("sessions", session_id, "events")

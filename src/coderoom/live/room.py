@@ -25,6 +25,7 @@ from pycrdt import create_sync_message, create_update_message
 
 from coderoom.core import closecodes
 from coderoom.core.closecodes import CloseCode
+from coderoom.core.tokenbucket import TokenBucket
 from coderoom.live import document, protocol
 from coderoom.live.document import Doc
 from coderoom.live.limits import LiveLimits
@@ -41,23 +42,6 @@ class CloseConnection(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @dataclass(eq=False)

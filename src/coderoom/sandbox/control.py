@@ -46,8 +46,15 @@ ALLOWED_SIGNALS = frozenset(
 )
 
 
+#: The most interactive input a run holds that its program has not read yet; past it,
+#: `write_stdin` refuses (the program has to read some first).
+STDIN_BUFFER_BYTES = 1024 * 1024
+
+
 class _Steerable(Protocol):
     def write_stdin(self, data: bytes) -> bool: ...
+
+    def stdin_buffered(self) -> int: ...
 
     def close_stdin(self) -> None: ...
 
@@ -61,7 +68,8 @@ class RunControl:
 
     `interactive`: keep the program's stdin open after the request's own stdin, for
     `write_stdin` until `close_stdin`. Input written before the program starts is queued;
-    a cancel before the start makes the run end at once as cancelled.
+    a cancel before the start makes the run end at once as cancelled. At most
+    STDIN_BUFFER_BYTES of input are held unread (queued, or buffered for the pipe).
     """
 
     def __init__(self, *, interactive: bool = False) -> None:
@@ -94,9 +102,18 @@ class RunControl:
     def cancelled(self) -> bool:
         return self._cancelled is not None
 
+    def stdin_buffered(self) -> int:
+        """Input written that the program has not read yet (0 once it is over)."""
+        if self._run is None:
+            return 0 if self._stdin_closed else sum(map(len, self._pending))
+        return self._run.stdin_buffered()
+
     def write_stdin(self, data: bytes) -> bool:
-        """Send input; False once stdin is closed (or the run is over)."""
+        """Send input; False once stdin is closed (or the run is over), or when it would
+        leave more than STDIN_BUFFER_BYTES unread."""
         if self._stdin_closed or not self.interactive:
+            return False
+        if self.stdin_buffered() + len(data) > STDIN_BUFFER_BYTES:
             return False
         if self._run is None:
             self._pending.append(data)

@@ -134,6 +134,9 @@ class Run:
             return False
         return self.stdin.write(data)
 
+    def stdin_buffered(self) -> int:
+        return self.stdin.buffered() if self.stdin is not None and not self.stdin.closed else 0
+
     def close_stdin(self) -> None:
         self._stdin_open = False
         if self.stdin is not None:
