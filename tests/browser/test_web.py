@@ -11,22 +11,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import DIST, LiveServer, has_route
+from tests.browser.conftest import DIST, LiveServer
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough passphrase 42"
-LIVE = "/api/v1/sessions/{session_id}/live"
-SESSION_EVENTS = "/api/v1/sessions/{session_id}/events"
-ROLE_CHANGE = "/api/v1/sessions/{session_id}/participants/{user_id}"
-
-needs_live = pytest.mark.skipif(
-    not has_route(LIVE), reason=f"the live-editing route {LIVE} is not on this branch (issue 15)"
-)
-needs_streaming = pytest.mark.skipif(
-    not has_route(SESSION_EVENTS),
-    reason=f"the streaming route {SESSION_EVENTS} is not on this branch (issue 14)",
-)
 
 
 def sign_up(page: Page, server: LiveServer, name: str, path: str = "/signup") -> str:
@@ -171,8 +160,6 @@ def test_first_load_javascript_is_under_300_kb_compressed(
     context.close()
 
 
-@needs_live
-@needs_streaming
 def test_two_people_code_together_run_answer_stdin_and_lose_the_editor_role(
     browser: Browser, server: LiveServer
 ) -> None:
@@ -225,14 +212,13 @@ def test_two_people_code_together_run_answer_stdin_and_lose_the_editor_role(
     print(f"\nclick Run → output in both panes: {(time.perf_counter() - started) * 1000:.0f} ms")
 
     # Alice makes Bob a viewer: his editor turns read-only while still following edits.
-    if has_route(ROLE_CHANGE):
-        alice.get_by_test_id("role-Bob").select_option("viewer")
-        expect(bob.get_by_test_id("read-only")).to_be_visible(timeout=15000)
-        expect(bob.get_by_test_id("editor")).to_have_attribute("data-readonly", "true")
-        expect(bob.get_by_test_id("run")).to_be_disabled()
-        alice.locator(".cm-content").click()
-        alice.keyboard.type("# still live\n")
-        expect(bob.locator(".cm-content")).to_contain_text("# still live")
+    alice.get_by_test_id("role-Bob").select_option("viewer")
+    expect(bob.get_by_test_id("read-only")).to_be_visible(timeout=15000)
+    expect(bob.get_by_test_id("editor")).to_have_attribute("data-readonly", "true")
+    expect(bob.get_by_test_id("run")).to_be_disabled()
+    alice.locator(".cm-content").click()
+    alice.keyboard.type("# still live\n")
+    expect(bob.locator(".cm-content")).to_contain_text("# still live")
 
     # A reload keeps both signed in and in the room.
     for page in (alice, bob):

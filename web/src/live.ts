@@ -3,6 +3,8 @@
 // it: Y.Map "files" (file name → Y.Text) and Y.Map "meta" (entry file, language).
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
+import * as encoding from "lib0/encoding";
+import { encodeAwarenessUpdate } from "y-protocols/awareness";
 import { API } from "./api";
 import { TicketedWebSocket } from "./ticketsocket";
 
@@ -12,6 +14,9 @@ export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_GONE = 4404;
 export const CLOSE_UNAUTHENTICATED = 4401;
 const TERMINAL = new Set([CLOSE_FORBIDDEN, CLOSE_GONE, 4413, 1008]);
+const MESSAGE_AWARENESS = 1; // y-protocols message type
+
+type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
 
 const PALETTE = ["#d1242f", "#1a7f37", "#0969da", "#8250df", "#bf3989", "#9a6700", "#0a7b83", "#cf222e"];
 
@@ -52,6 +57,13 @@ export class LiveRoom {
       maxBackoffTime: 5000,
       shouldReconnect: (event: CloseEvent) => !TERMINAL.has(event.code),
     } as ConstructorParameters<typeof WebsocketProvider>[3]);
+    // Stock y-websocket re-sends every awareness change it hears, other people's included.
+    // The server closes a connection that speaks for a client id it does not own (1008
+    // "awareness of another client": nobody may move or remove someone else's cursor), so
+    // send only this client's own state.
+    const provider = this.provider as unknown as { _awarenessUpdateHandler: (c: AwarenessChange, o: unknown) => void };
+    this.provider.awareness.off("update", provider._awarenessUpdateHandler);
+    this.provider.awareness.on("update", this.sendOwnAwareness);
     const colour = colourFor(user.id);
     this.provider.awareness.setLocalStateField("user", {
       id: user.id,
@@ -63,6 +75,17 @@ export class LiveRoom {
       if (event && TERMINAL.has(event.code)) onClosed(event.code, event.reason);
     });
   }
+
+  private sendOwnAwareness = ({ added, updated, removed }: AwarenessChange): void => {
+    const own = this.doc.clientID;
+    if (![...added, ...updated, ...removed].includes(own)) return;
+    const ws = this.provider.ws;
+    if (!this.provider.wsconnected || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MESSAGE_AWARENESS);
+    encoding.writeVarUint8Array(encoder, encodeAwarenessUpdate(this.provider.awareness, [own]));
+    ws.send(encoding.toUint8Array(encoder));
+  };
 
   entryFile(): string | null {
     const entry = this.meta.get("entry") ?? this.meta.get("entry_file");
@@ -93,6 +116,7 @@ export class LiveRoom {
   }
 
   destroy(): void {
+    this.provider.awareness.off("update", this.sendOwnAwareness);
     this.provider.destroy();
     this.doc.destroy();
   }

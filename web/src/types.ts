@@ -43,6 +43,7 @@ export interface Invite {
   revoked: boolean;
   created_at: string;
   token?: string;
+  url?: string;
 }
 
 export interface Execution {
