@@ -4,7 +4,9 @@
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import * as encoding from "lib0/encoding";
+import * as decoding from "lib0/decoding";
 import { encodeAwarenessUpdate } from "y-protocols/awareness";
+import { readAuthMessage } from "y-protocols/auth";
 import { API } from "./api";
 import { TicketedWebSocket } from "./ticketsocket";
 
@@ -14,7 +16,8 @@ export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_GONE = 4404;
 export const CLOSE_UNAUTHENTICATED = 4401;
 const TERMINAL = new Set([CLOSE_FORBIDDEN, CLOSE_GONE, 4413, 1008]);
-const MESSAGE_AWARENESS = 1; // y-protocols message type
+const MESSAGE_AWARENESS = 1; // y-protocols message types
+const MESSAGE_AUTH = 2;
 
 type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
 
@@ -46,6 +49,7 @@ export class LiveRoom {
     sessionId: string,
     user: { id: string; display_name: string },
     onClosed: (code: number, reason: string) => void,
+    onPermissionDenied: () => void = () => {},
   ) {
     this.files = this.doc.getMap<Y.Text>("files");
     this.meta = this.doc.getMap("meta");
@@ -64,6 +68,11 @@ export class LiveRoom {
     const provider = this.provider as unknown as { _awarenessUpdateHandler: (c: AwarenessChange, o: unknown) => void };
     this.provider.awareness.off("update", provider._awarenessUpdateHandler);
     this.provider.awareness.on("update", this.sendOwnAwareness);
+    // The server refuses a viewer's edit with y-protocols' "permission denied" (the socket
+    // stays open): our role was lowered, and the app should look again at once.
+    const handlers = (this.provider as unknown as { messageHandlers: ((...args: unknown[]) => void)[] }).messageHandlers;
+    handlers[MESSAGE_AUTH] = (_encoder: unknown, decoder: unknown) =>
+      readAuthMessage(decoder as decoding.Decoder, this.doc, () => onPermissionDenied());
     const colour = colourFor(user.id);
     this.provider.awareness.setLocalStateField("user", {
       id: user.id,
