@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.browser.conftest import DIST, LiveServer
 
@@ -149,6 +149,9 @@ def test_first_load_javascript_is_under_300_kb_compressed(
     create_session(page, "Size check")
     page.reload()
     expect(page.get_by_role("heading", name="Size check")).to_be_visible()
+    # Everything the room loads: the editor, then its language's mode (lazy), which wraps
+    # the starter's string literal in a highlighted span.
+    expect(page.locator(".cm-line span").first).to_be_attached()
     total = 0
     for url in set(scripts):
         response = httpx.get(url, headers={"Accept-Encoding": "gzip"})
@@ -227,3 +230,28 @@ def test_two_people_code_together_run_answer_stdin_and_lose_the_editor_role(
         expect(page.locator(".cm-content")).to_contain_text("# alice was here")
     alice_context.close()
     bob_context.close()
+
+
+def test_input_typed_while_the_attach_socket_is_still_opening_reaches_the_program(
+    browser: Browser, server: LiveServer
+) -> None:
+    context = new_context(browser)
+    page = context.new_page()
+    sign_up(page, server, "Grace")
+    create_session(page, "Early input")
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    # Hold the ticket for the attach socket until the line has been typed and sent.
+    held: list[Route] = []
+    page.route("**/api/v1/auth/ws-tickets", lambda route: held.append(route))
+    page.get_by_test_id("run").click()
+    stdin = page.get_by_test_id("stdin")
+    expect(stdin).to_be_enabled()
+    stdin.fill("an early line")
+    stdin.press("Enter")
+    expect(stdin).to_have_value("")
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/api/v1/auth/ws-tickets")
+    expect(page.get_by_test_id("output")).to_contain_text("hello from an early line")
+    expect(page.get_by_test_id("verdict")).to_contain_text("succeeded")
+    context.close()
