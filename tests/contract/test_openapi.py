@@ -45,6 +45,8 @@ QUIET = {
     "RATE_LIMIT_EXECUTION": "1000000/minute",
     "RATE_LIMIT_SESSION": "1000000/minute",
     "EXECUTION_WAIT_SECONDS": "2",
+    # A session's event stream is open until it idles; end it within the request timeout.
+    "STREAM_IDLE_SECONDS": "2",
 }
 
 

@@ -1,7 +1,6 @@
 """Errors of the executions domain."""
 
 from coderoom.core.errors import (
-    BadRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
@@ -48,10 +47,6 @@ class QueueFull(ServiceUnavailableError):
 
 class QueueUnavailable(ServiceUnavailableError):
     code = "queue_unavailable"
-
-
-class InvalidEventId(BadRequestError):
-    code = "invalid_event_id"
 
 
 class TooManyStreams(RateLimitError):

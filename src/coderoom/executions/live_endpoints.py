@@ -28,9 +28,10 @@ from coderoom.auth.deps import CurrentUser, ExecutionCaller, hide_session_work_f
 from coderoom.auth.models import User
 from coderoom.auth.websocket import authenticate_websocket
 from coderoom.core.closecodes import CloseCode, close_reason
+from coderoom.core.errors import raises
 from coderoom.executions import repository, service
 from coderoom.executions.deps import Executions, ExecutionsContext, Slot
-from coderoom.executions.errors import ExecutionNotFound, InvalidEventId
+from coderoom.executions.errors import ExecutionNotFound, TooManyStreams
 from coderoom.executions.live import (
     EventKind,
     LiveEvent,
@@ -44,6 +45,7 @@ from coderoom.infra.db import session_scope
 from coderoom.infra.dbdeps import DbSession
 from coderoom.sandbox.control import ALLOWED_SIGNALS
 from coderoom.sessions import service as sessions_service
+from coderoom.sessions.errors import SessionNotFound
 
 router = APIRouter(tags=["live executions"])
 
@@ -52,7 +54,7 @@ LastEventId = Annotated[
     Header(
         alias="Last-Event-ID",
         max_length=64,
-        description="Resume after this event id (SSE reconnection).",
+        description="Resume after this event id (SSE reconnection); anything else is ignored.",
     ),
 ]
 _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -70,11 +72,11 @@ def _live(executions: ExecutionsContext) -> LiveRuns:
 
 
 def _after(last_event_id: str | None) -> str | None:
-    if last_event_id is None or not last_event_id.strip():
+    """The position to resume after; a value that is no event id of ours (a browser only
+    sends back ids it was given) is ignored: the stream starts from the beginning."""
+    if last_event_id is None or not valid_event_id(last_event_id):
         return None
-    if not valid_event_id(last_event_id.strip()):
-        raise InvalidEventId("Last-Event-ID is not an event id this server gave.")
-    return last_event_id.strip()
+    return last_event_id
 
 
 def sse(event: LiveEvent) -> ServerSentEvent:
@@ -127,10 +129,11 @@ def _response(
 
 
 @router.get(
-    "/sandbox/executions/{execution_id}/events",
+    "/sandbox/executions/{execution_id:uuid}/events",
     response_class=EventSourceResponse,
     responses=_SSE_RESPONSES,
 )
+@raises(ExecutionNotFound, TooManyStreams)
 async def execution_events(
     execution_id: uuid.UUID,
     db: DbSession,
@@ -164,10 +167,11 @@ async def execution_events(
 
 
 @router.get(
-    "/sessions/{session_id}/events",
+    "/sessions/{session_id:uuid}/events",
     response_class=EventSourceResponse,
     responses=_SSE_RESPONSES,
 )
+@raises(SessionNotFound, TooManyStreams)
 async def session_events(
     session_id: uuid.UUID,
     db: DbSession,
@@ -219,7 +223,7 @@ class _Refused(Exception):
         self.code = code
 
 
-@router.websocket("/sandbox/executions/{execution_id}/attach")
+@router.websocket("/sandbox/executions/{execution_id:uuid}/attach")
 async def attach_execution(websocket: WebSocket, execution_id: uuid.UUID) -> None:
     """Watch a run and, if you may run it, type into it and signal it (docs/API.md)."""
     state = websocket.app.state.coderoom

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from coderoom.core.numbers import JsonInt
 from coderoom.core.text import Identifier, RawCode
@@ -93,7 +93,7 @@ class ExecutionCreate(BaseModel):
     limits: LimitsIn | None = None
     compile_limits: CompileLimitsIn | None = None
     session_id: uuid.UUID | None = None
-    interactive: bool = Field(
+    interactive: StrictBool = Field(
         default=False,
         description="Keep stdin open after `stdin`: send more, EOF and signals over "
         "GET /sandbox/executions/{id}/attach (WebSocket) while it runs.",
@@ -113,7 +113,7 @@ class SessionRun(BaseModel):
 
     stdin: RawCode = ""
     args: list[RawCode] = Field(default_factory=list, max_length=64)
-    interactive: bool = Field(default=False, description="As for POST /sandbox/executions.")
+    interactive: StrictBool = Field(default=False, description="As for POST /sandbox/executions.")
 
 
 class ExecutionRead(BaseModel):
