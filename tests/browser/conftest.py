@@ -7,7 +7,6 @@ mocked: the browser signs up, opens sockets and runs programs in the real sandbo
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
@@ -116,21 +115,3 @@ def server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     yield live
     live.stop()
-
-
-@functools.cache
-def has_route(path: str) -> bool:
-    """Whether the server under test has a route (WebSocket routes are not in OpenAPI)."""
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from coderoom.api import create_app; from coderoom.config import "
-            "Settings; app = create_app(Settings(_env_file=None)); "
-            "sys.exit(0 if any(getattr(r, 'path', None) == sys.argv[1] for r in app.routes) "
-            "else 1)",
-            path,
-        ],
-        capture_output=True,
-    )
-    return probe.returncode == 0

@@ -146,6 +146,8 @@ export class Runs {
     try {
       ticket = await wsTicket();
     } catch {
+      if (this.attachedTo === id) this.closeAttach();
+      this.onChange();
       return;
     }
     if (this.attachedTo !== id) return;
@@ -154,8 +156,25 @@ export class Runs {
     socket.onopen = () => {
       for (const message of this.pendingInput.splice(0)) socket.send(JSON.stringify(message));
     };
+    // Output comes from the session stream; from this socket only refusals matter.
+    socket.onmessage = (event) => {
+      let message: { type?: string; message?: string };
+      try {
+        message = JSON.parse(String(event.data)) as typeof message;
+      } catch {
+        return;
+      }
+      if (message.type === "error" && message.message) {
+        this.runs.get(id)?.chunks.push({ kind: "info", text: `\n[${message.message}]\n` });
+        this.onChange();
+      }
+    };
     socket.onclose = () => {
-      if (this.attach === socket) this.attach = null;
+      if (this.attach !== socket) return;
+      this.attach = null;
+      this.attachedTo = null;
+      this.pendingInput = [];
+      this.onChange();
     };
   }
 
@@ -171,7 +190,9 @@ export class Runs {
       this.attach.send(JSON.stringify(message));
       return true;
     }
-    if (this.attach) {
+    // Still fetching the ticket or opening the socket: keep it for `onopen` (the server
+    // holds stdin sent before the program starts, so nothing typed early is lost).
+    if (this.attachedTo !== null) {
       this.pendingInput.push(message);
       return true;
     }

@@ -5,8 +5,6 @@ export interface Participant {
   display_name: string;
   role: Role;
   joined_at: string;
-  online?: boolean;
-  present?: boolean;
 }
 
 export interface Session {
@@ -20,9 +18,12 @@ export interface Session {
   participants: Participant[];
   created_at: string;
   updated_at: string;
-  last_activity_at?: string | null;
-  present?: { user_id: string; display_name?: string }[];
-  online?: string[] | number;
+  last_activity_at: string;
+  /** The live document as plain text (null in lists). */
+  files: Record<string, string> | null;
+  entry_file: string | null;
+  /** Connected now, on any instance (null in lists: the API does not say there). */
+  present: { user_id: string; display_name: string }[] | null;
 }
 
 export interface Language {
@@ -43,6 +44,7 @@ export interface Invite {
   revoked: boolean;
   created_at: string;
   token?: string;
+  url?: string;
 }
 
 export interface Execution {
@@ -72,13 +74,9 @@ export function roleOf(session: Session, userId: string): Role | null {
   return session.participants.find((p) => p.user_id === userId)?.role ?? null;
 }
 
-/** Who is online, from whichever presence field the server provides. */
-export function onlineIds(session: Session): Set<string> {
-  const ids = new Set<string>();
-  for (const p of session.participants) if (p.online || p.present) ids.add(p.user_id);
-  if (Array.isArray(session.present)) for (const p of session.present) ids.add(p.user_id);
-  if (Array.isArray(session.online)) for (const id of session.online) ids.add(id);
-  return ids;
+/** Who is connected now, or null where the server does not say (session lists). */
+export function onlineIds(session: Session): Set<string> | null {
+  return session.present ? new Set(session.present.map((p) => p.user_id)) : null;
 }
 
 export function ago(iso: string): string {

@@ -30,7 +30,8 @@ export function OwnerPanel({ session, reload }: { session: Session; reload: () =
         expires_in_hours: hours ? Number(hours) : null,
         max_uses: maxUses ? Number(maxUses) : null,
       });
-      setCreated(`${location.origin}/join/${encodeURIComponent(invite.token!)}`);
+      // The server's `url` (PUBLIC_URL-aware) is the link to share.
+      setCreated(invite.url ?? `${location.origin}/join/${encodeURIComponent(invite.token!)}`);
       setCopied(false);
       void loadInvites();
     } catch (err) {
@@ -90,13 +91,13 @@ export function OwnerPanel({ session, reload }: { session: Session; reload: () =
       </ul>
       <h2>Invite</h2>
       <form onSubmit={create} class="invite-form">
-        <label>
-          Role
-          <select value={role} name="invite-role" onChange={(e) => setRole(e.currentTarget.value as "editor" | "viewer")}>
-            <option value="editor">editor (can edit and run)</option>
-            <option value="viewer">viewer (read-only)</option>
-          </select>
-        </label>
+        {/* Labelled by `for`, not by wrapping: a wrapped select's chosen option would
+            become part of its accessible name ("Role editor (can edit and run)"). */}
+        <label for="invite-role">Role</label>
+        <select id="invite-role" class="field" value={role} name="invite-role" onChange={(e) => setRole(e.currentTarget.value as "editor" | "viewer")}>
+          <option value="editor">editor (can edit and run)</option>
+          <option value="viewer">viewer (read-only)</option>
+        </select>
         <label>
           Expires after (hours, empty: never)
           <input type="number" min={1} value={hours} onInput={(e) => setHours(e.currentTarget.value)} />

@@ -55,13 +55,21 @@ function Room({ session, role, reload, onGone }: { session: Session; role: "owne
   const user = useStore(currentUser)!;
   const [, setTick] = useState(0);
   const rerender = () => setTick((n) => n + 1);
+  const viewer = role === "viewer";
+  // A fresh document whenever the right to edit changes: edits the server refused after a
+  // downgrade would otherwise linger in this copy, never to be accepted.
   const live = useMemo(
     () =>
-      new LiveRoom(session.id, user, (code) => {
-        if (code === CLOSE_GONE) onGone("This session was deleted, or you were removed from it.");
-        else if (code === CLOSE_FORBIDDEN) void reload().then((s) => s && live.reconnect());
-      }),
-    [session.id],
+      new LiveRoom(
+        session.id,
+        user,
+        (code) => {
+          if (code === CLOSE_GONE) onGone("This session was deleted, or you were removed from it.");
+          else if (code === CLOSE_FORBIDDEN) void reload().then((s) => s && live.reconnect());
+        },
+        () => void reload(),
+      ),
+    [session.id, viewer],
   );
   const runs = useMemo(() => new Runs(session.id, rerender), [session.id]);
   const [status, setStatus] = useState<string>("connecting");
@@ -71,9 +79,10 @@ function Room({ session, role, reload, onGone }: { session: Session; role: "owne
   const [fileNames, setFileNames] = useState<string[]>([]);
   const [runError, setRunError] = useState<string | null>(null);
   const [history, setHistory] = useState<Execution[]>([]);
-  const canEdit = role !== "viewer";
+  const canEdit = !viewer;
 
   useEffect(() => {
+    setSynced(false);
     const onStatus = ({ status }: { status: string }) => setStatus(status);
     const onSync = (s: boolean) => {
       setSynced(s);

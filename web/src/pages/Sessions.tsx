@@ -52,7 +52,7 @@ function SessionRow({ session, userId, onChange, onError }: { session: Session; 
   const [renaming, setRenaming] = useState(false);
   const [title, setTitle] = useState(session.title);
   const online = onlineIds(session);
-  const onlineNames = session.participants.filter((p) => online.has(p.user_id)).map((p) => p.display_name);
+  const onlineNames = online && session.participants.filter((p) => online.has(p.user_id)).map((p) => p.display_name);
 
   async function rename(e: Event) {
     e.preventDefault();
@@ -94,8 +94,8 @@ function SessionRow({ session, userId, onChange, onError }: { session: Session; 
       <span class="meta">
         <span class="tag">{session.language}</span>
         <span class="tag">{role}</span>
-        <span>{onlineNames.length ? `online: ${onlineNames.join(", ")}` : "nobody online"}</span>
-        <span>active {ago(session.last_activity_at ?? session.updated_at)}</span>
+        {onlineNames && <span>{onlineNames.length ? `online: ${onlineNames.join(", ")}` : "nobody online"}</span>}
+        <span>active {ago(session.last_activity_at)}</span>
       </span>
       {!renaming && role !== "viewer" && (
         <span class="actions">
