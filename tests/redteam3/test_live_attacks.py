@@ -157,6 +157,27 @@ async def test_rt3_l3_awareness_of_a_client_on_another_instance_is_not_spoofable
         await c.close()
 
 
+async def test_relaying_a_peers_awareness_as_stock_y_websocket_does_is_dropped_not_fatal(
+    embedded_api: Api,
+) -> None:
+    """The stock y-websocket provider re-sends every awareness change it receives, its peers'
+    included: the server drops those entries (no spoofing) but keeps the connection."""
+    ada = await person(embedded_api, "ada")
+    sid = await new_session(embedded_api, ada)
+    bob = await add_member(embedded_api, ada, sid, "editor")
+    first = await connect(embedded_api, ada, sid)
+    second = await connect(embedded_api, bob, sid)
+    await first.set_awareness(4242, 1, {"user": {"name": "Ada"}, "cursor": 1})
+    await second.wait_for(lambda: second.awareness.get(4242) is not None)
+    await second.set_awareness(4242, 2, {"user": {"name": "Ada"}, "cursor": 666})  # a relay
+    await second.set_awareness(777, 1, {"user": {"name": "Bob"}})
+    await first.wait_for(lambda: first.awareness.get(777) is not None or second.closed.is_set())
+    assert not second.closed.is_set(), f"closed with {second.close_code}"
+    assert (first.awareness.get(4242) or {}).get("cursor") != 666
+    for c in (first, second):
+        await c.close()
+
+
 # --- RT3-L4 (medium): the per-user connection cap races -----------------------------------
 # FAILED on live@45d81f1: `refusal` is checked before `attach` awaits the room load, and the
 # count only grows in `presence.joined` afterwards: concurrent connects all pass.

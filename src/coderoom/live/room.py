@@ -269,25 +269,34 @@ class Room:
     async def _awareness(self, connection: Connection, message: protocol.AwarenessUpdate) -> None:
         if not connection.awareness.take():
             raise CloseConnection(CloseCode.TOO_MANY, "too many awareness messages per second")
+        kept: list[protocol.AwarenessEntry] = []
         for entry in message.entries:
             if entry.size > self.limits.max_awareness_state_bytes:
                 raise CloseConnection(CloseCode.TOO_LARGE, "awareness state too large")
             current = self.awareness.get(entry.client_id)
             if current is not None and current[2] != connection.id:
-                # Another connection's client id (here or on another instance): relaying
-                # it would let one user move or remove someone else's cursor.
-                raise CloseConnection(CloseCode.POLICY_VIOLATION, "awareness of another client")
+                # Another connection's client id (here or on another instance). The stock
+                # y-websocket provider re-sends every awareness change it receives, its
+                # peers' included, so this is normal traffic: drop the entry (relaying it
+                # would let one user move or remove someone else's cursor), keep the socket.
+                continue
             if entry.client_id not in connection.client_ids and entry.state is not None:
                 if len(connection.client_ids) >= self.limits.max_awareness_clients:
                     raise CloseConnection(
                         CloseCode.POLICY_VIOLATION, "too many awareness client ids"
                     )
                 connection.client_ids.add(entry.client_id)
-        if not message.entries:
+            kept.append(entry)
+        if not kept:
             return
-        self._apply_awareness(message.entries, owner=connection.id)
-        self._broadcast(protocol.awareness_message(message.payload), exclude=connection)
-        await self.publish(self.session_id, b"a", owned_awareness(connection.id, message.payload))
+        self._apply_awareness(tuple(kept), owner=connection.id)
+        payload = (
+            message.payload
+            if len(kept) == len(message.entries)
+            else protocol.encode_awareness([(e.client_id, e.clock, e.state) for e in kept])
+        )
+        self._broadcast(protocol.awareness_message(payload), exclude=connection)
+        await self.publish(self.session_id, b"a", owned_awareness(connection.id, payload))
 
     def _apply_awareness(
         self, entries: tuple[protocol.AwarenessEntry, ...], owner: uuid.UUID
