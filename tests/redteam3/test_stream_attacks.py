@@ -113,6 +113,7 @@ async def sse_events(api: Api, path: str, headers: dict[str, str]) -> list[tuple
     events: list[tuple[str, str]] = []
     kind, data = "message", list[str]()
     async with (
+        asyncio.timeout(120),  # keep-alive pings defeat the read timeout: bound the whole
         httpx.AsyncClient(timeout=60) as http,
         http.stream("GET", f"{api.url}{path}", headers=headers) as response,
     ):
