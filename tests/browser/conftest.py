@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from tests.support.server import wait_until
-from tests.support.services import REDIS_PREFIX, free_port
+from tests.support.services import REDIS_PREFIX, free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "web" / "dist"
@@ -81,7 +81,9 @@ def built_app() -> Path:
     if not (DIST / "index.html").is_file():
         if os.environ.get("CI"):
             pytest.fail("web/dist is missing: `make test-browser` builds it first")
-        pytest.skip("web/dist is missing: run `make web` (or `make test-browser`)")
+        unavailable(
+            "The built web app", "web/dist is missing: run `make web` or `make test-browser`"
+        )
     return DIST
 
 
@@ -90,7 +92,7 @@ def playwright() -> Iterator[Playwright]:
     if not shutil.which(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+        unavailable(str(CHROMIUM), "not installed: apt-get install chromium chromium-driver")
     with sync_playwright() as p:
         yield p
 
